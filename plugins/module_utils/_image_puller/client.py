@@ -1,0 +1,96 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# PRIVATE to kip.image_puller: not a public API, may change without notice.
+
+"""The connection to the cluster, as kubernetes.core makes it.
+
+Reusing kubernetes.core's argument spec and client gives the modules of this
+collection the same connection options and the same K8S_AUTH_* environment
+variables (which AWX's Kubernetes credential injects) as kubernetes.core.k8s,
+so one module_defaults group serves both.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+
+try:
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+except ImportError:
+    HAS_KUBERNETES_CORE = False
+    AUTH_ARG_SPEC = {}
+else:
+    HAS_KUBERNETES_CORE = True
+
+KUBERNETES_CORE_MISSING = "the kubernetes.core collection (>=6.0.0,<7.0.0)"
+
+
+def auth_argument_spec() -> dict[str, Any]:
+    """kubernetes.core's connection options, to merge into a module's argument spec."""
+    return copy.deepcopy(AUTH_ARG_SPEC)
+
+
+def new_module(*, argument_spec: dict[str, Any], **kwargs: Any) -> Any:
+    """An AnsibleK8SModule (the AnsibleModule proxy of kubernetes.core).
+
+    argument_spec should already hold auth_argument_spec(). Without
+    kubernetes.core this fails the task with a message that names it, rather
+    than with "Unsupported parameters" for the connection options.
+    """
+    if not HAS_KUBERNETES_CORE:
+        spec = dict(argument_spec)
+        for name in _load_params():
+            # accept (and hide) whatever was passed, so the real cause is what the user reads
+            spec.setdefault(name, {"type": "raw", "no_log": True})
+        module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+        module.fail_json(msg=missing_required_lib(KUBERNETES_CORE_MISSING))
+    return AnsibleK8SModule(argument_spec=argument_spec, **kwargs)
+
+
+def connect(module: Any) -> Any:
+    """kubernetes.core's K8SClient for the module's connection options or K8S_AUTH_* variables.
+
+    In check mode the client sends every write with dryRun=All.
+    """
+    try:
+        return get_api_client(module=module)
+    except CoreException as exc:
+        raise ImagePullerError(str(exc)) from exc
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # a broken kubeconfig raises whatever the kubernetes client happens to raise
+        raise ImagePullerError(f"could not create the Kubernetes API client: {exc}") from exc
+
+
+def api_error_message(exc: Exception) -> str:
+    """The API server's own message from an ApiException (or DynamicApiError), else str(exc)."""
+    body = getattr(exc, "body", None)
+    if body:
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        try:
+            status = json.loads(body)
+        except ValueError:
+            status = None
+        if isinstance(status, dict) and status.get("message"):
+            return str(status["message"])
+    reason = getattr(exc, "reason", None)
+    status_code = getattr(exc, "status", None)
+    if reason or status_code:
+        return f"{status_code} {reason}".strip()
+    return str(exc)
+
+
+def api_status(exc: Exception) -> int | None:
+    """The HTTP status of an API error, or None when it is not one."""
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
