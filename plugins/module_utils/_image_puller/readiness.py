@@ -1,0 +1,168 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# PRIVATE to kip.image_puller: not a public API, may change without notice.
+
+"""When is a DaemonSet rolled out? Pure predicates over the objects the API returns.
+
+Done means kubectl's rule (``kubectl rollout status``) holds, and every pod of
+the current template is up with all its containers ready. kubernetes.core's
+daemonset_ready is weaker: it never looks at numberAvailable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import owned_by, target_node
+
+# Set by the DaemonSet controller: the annotation on the DaemonSet, the labels on its pods.
+TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
+TEMPLATE_GENERATION_LABEL = "pod-template-generation"
+REVISION_HASH_LABEL = "controller-revision-hash"
+
+
+def rollout_status(daemonset: Mapping[str, Any]) -> tuple[bool, str]:
+    """kubectl's DaemonSet rule: (done, what it waits for or a summary when done).
+
+    observedGeneration >= generation, updatedNumberScheduled >= desired and
+    numberAvailable >= desired. With the OnDelete strategy pods change only
+    when someone deletes them, so the updated count is not waited for.
+    """
+    metadata = daemonset.get("metadata") or {}
+    spec = daemonset.get("spec") or {}
+    status = daemonset.get("status") or {}
+    generation = metadata.get("generation")
+    observed = status.get("observedGeneration")
+    if generation is not None and (observed is None or observed < generation):
+        return False, f"the DaemonSet controller has not yet observed generation {generation} (observed: {observed})"
+    desired = status.get("desiredNumberScheduled") or 0
+    updated = status.get("updatedNumberScheduled") or 0
+    available = status.get("numberAvailable") or 0
+    on_delete = (spec.get("updateStrategy") or {}).get("type") == "OnDelete"
+    if not on_delete and updated < desired:
+        return False, f"{updated} of {desired} updated pods scheduled"
+    if available < desired:
+        return False, f"{available} of {desired} updated pods available"
+    return True, f"{desired} of {desired} pods updated and available"
+
+
+def pod_is_updated(pod: Mapping[str, Any], daemonset: Mapping[str, Any], revision_hash: str | None = None) -> bool:
+    """Whether the pod runs the DaemonSet's current template (the controller's own test)."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    generation = ((daemonset.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION)
+    if generation is not None and labels.get(TEMPLATE_GENERATION_LABEL) == str(generation):
+        return True
+    return bool(revision_hash) and labels.get(REVISION_HASH_LABEL) == revision_hash
+
+
+def current_revision_hash(daemonset: Mapping[str, Any], revisions: Iterable[Mapping[str, Any]]) -> str | None:
+    """The controller-revision-hash of the DaemonSet's newest ControllerRevision, if any."""
+    newest = None
+    for revision in revisions:
+        if owned_by(revision, daemonset) and (newest is None or (revision.get("revision") or 0) > (newest.get("revision") or 0)):
+            newest = revision
+    if newest is None:
+        return None
+    return ((newest.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL)
+
+
+def pod_is_ready(pod: Mapping[str, Any]) -> bool:
+    """Every container of the pod reports ready (init containers have then finished)."""
+    spec_names = {c.get("name") for c in (pod.get("spec") or {}).get("containers") or []}
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    ready = {s.get("name") for s in statuses if s.get("ready")}
+    return bool(spec_names) and spec_names <= ready
+
+
+def _terminating(pod: Mapping[str, Any]) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def daemonset_images(daemonset: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The containers of the pod template and their images, in order."""
+    pod_spec = (((daemonset.get("spec") or {}).get("template") or {}).get("spec")) or {}
+    return [{"container": c.get("name"), "image": c.get("image")} for c in pod_spec.get("containers") or []]
+
+
+@dataclasses.dataclass(frozen=True)
+class Readiness:
+    """Where a rollout stands."""
+
+    done: bool
+    waiting_for: str
+    pods: tuple  # the DaemonSet's own pods that are not terminating
+    updated_pods: tuple
+    not_ready_pods: tuple  # updated pods not (yet) ready
+    summary: dict
+
+    @property
+    def missing_pods(self) -> int:
+        """How many updated pods the controller still has to create."""
+        return max(0, self.summary["desired"] - len(self.updated_pods))
+
+
+def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], revision_hash: str | None = None) -> dict[str, Any]:
+    """The figures of the DaemonSet status, its images and one entry per node."""
+    status = daemonset.get("status") or {}
+    nodes = [
+        {
+            "node": target_node(pod),
+            "pod": (pod.get("metadata") or {}).get("name"),
+            "phase": (pod.get("status") or {}).get("phase"),
+            "ready": pod_is_ready(pod),
+            "updated": pod_is_updated(pod, daemonset, revision_hash),
+        }
+        for pod in sorted(pods, key=lambda p: (target_node(p) or "", (p.get("metadata") or {}).get("name") or ""))
+    ]
+    return {
+        "desired": status.get("desiredNumberScheduled") or 0,
+        "current": status.get("currentNumberScheduled") or 0,
+        "ready": status.get("numberReady") or 0,
+        "updated": status.get("updatedNumberScheduled") or 0,
+        "available": status.get("numberAvailable") or 0,
+        "misscheduled": status.get("numberMisscheduled") or 0,
+        "images": daemonset_images(daemonset),
+        "nodes": nodes,
+    }
+
+
+def evaluate(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], revision_hash: str | None = None) -> Readiness:
+    """kubectl's rule, and every updated pod of the DaemonSet is ready (one per desired node)."""
+    own = tuple(sorted(
+        (pod for pod in pods if owned_by(pod, daemonset) and not _terminating(pod)),
+        key=lambda p: (target_node(p) or "", (p.get("metadata") or {}).get("name") or ""),
+    ))
+    on_delete = ((daemonset.get("spec") or {}).get("updateStrategy") or {}).get("type") == "OnDelete"
+    # with OnDelete an old pod is as good as it gets until someone deletes it
+    updated = own if on_delete else tuple(pod for pod in own if pod_is_updated(pod, daemonset, revision_hash))
+    not_ready = tuple(pod for pod in updated if not pod_is_ready(pod))
+    summary = summarize(daemonset, own, revision_hash)
+    done, waiting_for = rollout_status(daemonset)
+    if done and not_ready:
+        done, waiting_for = False, f"{len(not_ready)} updated pods have containers that are not ready"
+    elif done and len(updated) < summary["desired"]:
+        done, waiting_for = False, f"{len(updated)} of {summary['desired']} updated pods exist"
+    return Readiness(done=done, waiting_for=waiting_for, pods=own, updated_pods=updated, not_ready_pods=not_ready, summary=summary)
+
+
+def label_selector(selector: Mapping[str, Any] | None) -> str:
+    """A LabelSelector (matchLabels, matchExpressions) as the string the list and watch calls take."""
+    selector = selector or {}
+    parts = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key"), expression.get("operator")
+        values = ",".join(sorted(expression.get("values") or []))
+        if operator == "In":
+            parts.append(f"{key} in ({values})")
+        elif operator == "NotIn":
+            parts.append(f"{key} notin ({values})")
+        elif operator == "Exists":
+            parts.append(key)
+        elif operator == "DoesNotExist":
+            parts.append(f"!{key}")
+        else:
+            raise ValueError(f"label selector of the DaemonSet: unknown operator {operator!r} for key {key!r}")
+    return ",".join(parts)

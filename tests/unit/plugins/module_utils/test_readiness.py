@@ -1,0 +1,156 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import readiness
+from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils._daemonset_fixtures import DELETE, obj
+
+ALL_AVAILABLE = {"status.numberReady": 3, "status.numberAvailable": 3, "status.numberUnavailable": 0}
+
+
+def rolled_out(**changes):
+    return obj("daemonset", **{**ALL_AVAILABLE, **changes})
+
+
+def ready_pod(node, **changes):
+    return obj("ready_pod", **{"metadata.name": f"kubernetes-image-puller-{node}", "spec.nodeName": node, **changes})
+
+
+THREE_READY = [ready_pod("kwok-node-0"), ready_pod("kwok-node-1"), ready_pod("kwok-node-2")]
+
+
+@pytest.mark.parametrize(
+    ("daemonset", "done", "waiting_for"),
+    [
+        pytest.param(rolled_out(), True, "3 of 3 pods updated and available", id="all updated and available is done"),
+        pytest.param(rolled_out(**{"metadata.generation": 3}), False,
+                     "the DaemonSet controller has not yet observed generation 3 (observed: 2)",
+                     id="an observedGeneration that lags the generation is not done"),
+        pytest.param(rolled_out(**{"status.observedGeneration": DELETE}), False,
+                     "the DaemonSet controller has not yet observed generation 2 (observed: None)",
+                     id="a fresh DaemonSet without status is not done"),
+        pytest.param(rolled_out(**{"status.observedGeneration": 5}), True, "3 of 3 pods updated and available",
+                     id="an observedGeneration ahead of the generation read is fine"),
+        pytest.param(rolled_out(**{"status.updatedNumberScheduled": 2}), False, "2 of 3 updated pods scheduled",
+                     id="pods of the old template still scheduled is not done"),
+        pytest.param(rolled_out(**{"status.numberAvailable": 2}), False, "2 of 3 updated pods available",
+                     id="numberAvailable below desired is not done even when all are ready (minReadySeconds)"),
+        pytest.param(obj("daemonset"), False, "1 of 3 updated pods available", id="the fixture mid-rollout is not done"),
+        pytest.param(rolled_out(**{"status.updatedNumberScheduled": 0, "spec.updateStrategy": {"type": "OnDelete"}}), True,
+                     "3 of 3 pods updated and available", id="with OnDelete the updated count is not waited for"),
+        pytest.param(
+            rolled_out(**{"status.desiredNumberScheduled": 0, "status.currentNumberScheduled": 0, "status.updatedNumberScheduled": 0,
+                          "status.numberReady": 0, "status.numberAvailable": 0}),
+            True, "0 of 0 pods updated and available", id="zero desired pods is done at once"),
+    ],
+)
+def test_rollout_status_is_kubectls_rule(daemonset, done, waiting_for):
+    assert readiness.rollout_status(daemonset) == (done, waiting_for)
+
+
+@pytest.mark.parametrize(
+    ("pod", "revision_hash", "updated"),
+    [
+        pytest.param(obj("ready_pod"), None, True, id="a pod of the current template generation is updated"),
+        pytest.param(obj("ready_pod", **{"metadata.labels.pod-template-generation": "1"}), None, False,
+                     id="a pod of an older template generation is not updated"),
+        pytest.param(obj("ready_pod", **{"metadata.labels.pod-template-generation": "1"}), "6d9f7c8b5", True,
+                     id="a pod with the current revision hash is updated whatever its generation label"),
+        pytest.param(obj("ready_pod", **{"metadata.labels.pod-template-generation": "1",
+                                         "metadata.labels.controller-revision-hash": "5c4b3a"}), "6d9f7c8b5", False,
+                     id="a pod of an old revision hash and generation is not updated"),
+    ],
+)
+def test_pod_is_updated(pod, revision_hash, updated):
+    assert readiness.pod_is_updated(pod, obj("daemonset"), revision_hash) is updated
+
+
+def test_current_revision_hash_is_the_newest_owned_revision():
+    old = obj("controller_revision", revision=1, **{"metadata.labels.controller-revision-hash": "5c4b3a"})
+    foreign = obj("controller_revision", revision=9, **{"metadata.ownerReferences.0.uid": "x",
+                                                        "metadata.labels.controller-revision-hash": "ffff"})
+    assert readiness.current_revision_hash(obj("daemonset"), [old, obj("controller_revision"), foreign]) == "6d9f7c8b5"
+    assert readiness.current_revision_hash(obj("daemonset"), []) is None
+
+
+@pytest.mark.parametrize(
+    ("pod", "ready"),
+    [
+        pytest.param(obj("ready_pod"), True, id="a pod whose containers are all ready is ready"),
+        pytest.param(obj("pull_failing_pod"), False, id="a pod with one container pulling in vain is not ready"),
+        pytest.param(obj("ready_pod", **{"status.containerStatuses": [obj("ready_pod")["status"]["containerStatuses"][0]]}), False,
+                     id="a pod missing the status of a container is not ready"),
+        pytest.param(obj("unschedulable_pod"), False, id="an unscheduled pod is not ready"),
+    ],
+)
+def test_pod_is_ready(pod, ready):
+    assert readiness.pod_is_ready(pod) is ready
+
+
+@pytest.mark.parametrize(
+    ("daemonset", "pods", "done", "waiting_for"),
+    [
+        pytest.param(rolled_out(), THREE_READY, True, "3 of 3 pods updated and available",
+                     id="kubectl's rule and three ready updated pods is done"),
+        pytest.param(rolled_out(), THREE_READY[:2] + [obj("pull_failing_pod", **{"spec.nodeName": "kwok-node-2"})], False,
+                     "1 updated pods have containers that are not ready",
+                     id="a stale status does not hide a pod that is not ready"),
+        pytest.param(rolled_out(), THREE_READY[:2], False, "2 of 3 updated pods exist",
+                     id="a stale status does not hide a pod not yet created"),
+        pytest.param(rolled_out(), THREE_READY[:2] + [ready_pod("kwok-node-2", **{"metadata.labels.pod-template-generation": "1"})],
+                     False, "2 of 3 updated pods exist", id="a ready pod of the old revision does not count"),
+        pytest.param(rolled_out(), THREE_READY + [obj("pull_failing_pod", **{"metadata.deletionTimestamp": "2026-03-02T10:07:00Z"})],
+                     True, "3 of 3 pods updated and available", id="a terminating pod is ignored"),
+        pytest.param(rolled_out(), THREE_READY + [obj("pull_failing_pod", **{"metadata.ownerReferences.0.uid": "x"})],
+                     True, "3 of 3 pods updated and available", id="a failing pod that another DaemonSet owns is ignored"),
+        pytest.param(rolled_out(**{"status.numberAvailable": 2}), THREE_READY, False, "2 of 3 updated pods available",
+                     id="ready pods not yet available are not done"),
+        pytest.param(
+            rolled_out(**{"status.desiredNumberScheduled": 0, "status.currentNumberScheduled": 0, "status.updatedNumberScheduled": 0,
+                          "status.numberReady": 0, "status.numberAvailable": 0}),
+            [], True, "0 of 0 pods updated and available", id="a DaemonSet that selects no node is done with no pods"),
+    ],
+)
+def test_evaluate(daemonset, pods, done, waiting_for):
+    state = readiness.evaluate(daemonset, pods)
+    assert (state.done, state.waiting_for) == (done, waiting_for)
+
+
+def test_evaluate_summarizes_counts_images_and_nodes():
+    state = readiness.evaluate(obj("daemonset"), [obj("unschedulable_pod"), obj("pull_failing_pod"), obj("ready_pod")])
+    assert state.summary == {
+        "desired": 3, "current": 3, "ready": 1, "updated": 3, "available": 1, "misscheduled": 0,
+        "images": [{"container": "java", "image": "quay.io/example/java:17"},
+                   {"container": "broken", "image": "quay.io/example/app:pull-fails"}],
+        "nodes": [
+            {"node": "kwok-node-0", "pod": "kubernetes-image-puller-a1b2c", "phase": "Running", "ready": True, "updated": True},
+            {"node": "kwok-node-1", "pod": "kubernetes-image-puller-d3e4f", "phase": "Pending", "ready": False, "updated": True},
+            {"node": "kwok-node-2", "pod": "kubernetes-image-puller-g5h6i", "phase": "Pending", "ready": False, "updated": True},
+        ],
+    }
+    assert [p["metadata"]["name"] for p in state.not_ready_pods] == ["kubernetes-image-puller-d3e4f", "kubernetes-image-puller-g5h6i"]
+    assert state.missing_pods == 0
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        pytest.param({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2", id="matchLabels become sorted equalities"),
+        pytest.param({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "cache"]},
+                                           {"key": "env", "operator": "NotIn", "values": ["dev"]},
+                                           {"key": "gpu", "operator": "Exists"},
+                                           {"key": "old", "operator": "DoesNotExist"}]},
+                     "tier in (cache,web),env notin (dev),gpu,!old", id="matchExpressions use set-based syntax"),
+        pytest.param(None, "", id="no selector selects everything"),
+    ],
+)
+def test_label_selector(selector, expected):
+    assert readiness.label_selector(selector) == expected
+
+
+def test_label_selector_rejects_an_unknown_operator():
+    with pytest.raises(ValueError, match="unknown operator 'Near'"):
+        readiness.label_selector({"matchExpressions": [{"key": "a", "operator": "Near"}]})
