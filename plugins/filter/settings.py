@@ -1,0 +1,47 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Filters that check the image_puller role variables and write the upstream ConfigMap data.
+
+Documented in the sidecar YAML files beside this one.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import (
+    SettingsError,
+    normalise,
+)
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.upstream import configmap_data
+
+
+def image_puller_settings(value, reserved=None):
+    """A mapping of image_puller_* variables -> checked, normalised settings (prefix dropped)."""
+    if not isinstance(value, dict):
+        raise AnsibleFilterError(f"image_puller_settings expects a mapping of image_puller_* variables, got {type(value).__name__}")
+    try:
+        # YAML reads JSON as well, so the upstream JSON strings and YAML text both work.
+        return normalise(dict(value), load_text=yaml.safe_load, reserved=tuple(reserved or ("copy-sleep",)))
+    except SettingsError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def upstream_config(value):
+    """Normalised settings (from image_puller_settings) -> the upstream ConfigMap data."""
+    try:
+        return configmap_data(value)
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError(f"upstream_config expects the output of kip.image_puller.image_puller_settings: {exc}") from exc
+
+
+class FilterModule:
+    """kip.image_puller settings filters."""
+
+    def filters(self):
+        return {
+            "image_puller_settings": image_puller_settings,
+            "upstream_config": upstream_config,
+        }

@@ -1,0 +1,200 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# PRIVATE to the kip.image_puller collection: not a public API, may change without notice.
+#
+# The one meaning of the image list (upstream IMAGES). Pure: no cluster, no Ansible imports.
+"""Parse and validate the list of images to cache."""
+
+from __future__ import annotations
+
+import re
+
+# Kubernetes container names: RFC 1123 label (k8s.io/apimachinery validation.IsDNS1123Label).
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_LABEL_MAX = 63
+
+# The distribution reference grammar (github.com/distribution/reference, regexp.go):
+#   reference := name [ ":" tag ] [ "@" digest ]
+#   name      := [domain "/"] path-component ["/" path-component]*
+#   domain    := host [":" port]      host := domain-name | "[" IPv6 "]"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
+_IPV6 = r"\[[a-fA-F0-9:]+\]"
+DOMAIN = re.compile(rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?")
+PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
+# go-digest checks the length of the encoded part for the algorithms it knows.
+DIGEST_HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
+NAME_TOTAL_LENGTH_MAX = 255
+
+# Separators of the string form: upstream uses ";"; a newline is accepted too, because an
+# AWX survey textarea gives one entry per line.
+_SEPARATORS = re.compile(r"[;\n]")
+
+VARIABLE = "image_puller_images"
+
+
+class ImageListError(ValueError):
+    """One or more entries of the image list are invalid; ``errors`` holds one message per problem."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = list(errors)
+        super().__init__("; ".join(self.errors) if len(self.errors) < 2 else
+                         f"{len(self.errors)} problems:\n- " + "\n- ".join(self.errors))
+
+
+def reference_problem(reference: str) -> str | None:
+    """Return why ``reference`` is not a valid image reference, or None when it is."""
+    if not reference:
+        return "it is empty"
+    if reference != reference.strip() or any(c.isspace() for c in reference):
+        return "it must not contain whitespace"
+    name, _, digest = reference.partition("@")
+    if digest:
+        if "@" in digest:
+            return "it contains more than one '@'"
+        if not DIGEST.fullmatch(digest):
+            return f"digest \"{digest}\" must be <algorithm>:<hex, at least 32 digits>"
+        algorithm, _, encoded = digest.partition(":")
+        expected = DIGEST_HEX_LENGTH.get(algorithm)
+        if expected and len(encoded) != expected:
+            return f"a {algorithm} digest has {expected} hex digits, got {len(encoded)}"
+    tag = None
+    colon, slash = name.rfind(":"), name.rfind("/")
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1:]
+        if not TAG.fullmatch(tag):
+            return (f"tag \"{tag}\" must be 1 to 128 letters, digits, '_', '.' or '-', "
+                    "not starting with '.' or '-'")
+    if not name:
+        return "the repository name is empty"
+    if len(name) > NAME_TOTAL_LENGTH_MAX:
+        return f"the repository name is longer than {NAME_TOTAL_LENGTH_MAX} characters"
+    components = name.split("/")
+    if len(components) > 1 and DOMAIN.fullmatch(components[0]):
+        components = components[1:]
+    for component in components:
+        if not component:
+            return "the repository path has an empty component (\"//\" or a leading/trailing \"/\")"
+        if not PATH_COMPONENT.fullmatch(component):
+            if component.lower() != component and PATH_COMPONENT.fullmatch(component.lower()):
+                return f"repository path component \"{component}\" must be lowercase"
+            return (f"repository path component \"{component}\" must be lowercase letters and digits, "
+                    "joined by '.', '_', '__' or '-'")
+    return None
+
+
+def name_problem(name: str) -> str | None:
+    """Return why ``name`` cannot be a container name, or None when it can."""
+    if len(name) > DNS1123_LABEL_MAX:
+        return f"container name must be at most {DNS1123_LABEL_MAX} characters, got {len(name)}"
+    if not DNS1123_LABEL.fullmatch(name):
+        return ("container name must be a DNS-1123 label (lowercase letters, digits, '-'), "
+                f"got \"{name}\"")
+    return None
+
+
+def _entries_from_string(text: str, variable: str, errors: list[str]) -> list[tuple[str, str, str]]:
+    """Split the upstream form into (label, name, image) triples; label names the entry in errors."""
+    entries = []
+    for raw in _SEPARATORS.split(text):
+        entry = raw.strip()
+        if not entry:
+            continue  # trailing ';', blank lines
+        if "=" not in entry:
+            errors.append(f"entry \"{entry}\" in {variable}: expected name=image, there is no '='")
+            continue
+        name, _, image = entry.partition("=")
+        name, image = name.strip(), image.strip()
+        if "=" in image:
+            errors.append(f"entry \"{entry}\" in {variable}: expected name=image, there is more than one '='")
+            continue
+        entries.append((name, image, entry))
+    return entries
+
+
+def _entries_from_list(items: list, variable: str, errors: list[str]) -> list[tuple[str, str, str]]:
+    entries = []
+    for position, item in enumerate(items, start=1):
+        if isinstance(item, str):
+            entries.extend(_entries_from_string(item, variable, errors))
+            continue
+        if not isinstance(item, dict):
+            errors.append(f"entry {position} in {variable}: expected a mapping with name and image "
+                          f"(or a \"name=image\" string), got {type(item).__name__}")
+            continue
+        unknown = sorted(str(k) for k in item if k not in ("name", "image"))
+        if unknown:
+            errors.append(f"entry {position} in {variable}: unknown key(s) {', '.join(unknown)}; "
+                          "only name and image are allowed")
+            continue
+        name, image = item.get("name"), item.get("image")
+        bad = [k for k, v in (("name", name), ("image", image)) if v is not None and not isinstance(v, str)]
+        if bad:
+            errors.append(f"entry {position} in {variable}: {' and '.join(bad)} must be a string")
+            continue
+        entries.append(((name or "").strip(), (image or "").strip(), f"{name or ''}={image or ''}"))
+    return entries
+
+
+def parse_images(value, *, variable: str = VARIABLE, reserved: tuple[str, ...] | list[str] = (),
+                 allow_empty: bool = False) -> list[dict[str, str]]:
+    """Return the images as an ordered list of ``{"name", "image"}``.
+
+    ``value`` is the upstream string (``name=image;name=image;``) or a list of
+    ``{name, image}`` mappings or ``name=image`` strings. Every problem is collected and
+    raised together as :class:`ImageListError`; nothing is skipped silently.
+    ``reserved`` are container names the pod already uses (the init container).
+    """
+    errors: list[str] = []
+    if value is None:
+        value = ""
+    if isinstance(value, str):
+        entries = _entries_from_string(value, variable, errors)
+    elif isinstance(value, (list, tuple)):
+        entries = _entries_from_list(list(value), variable, errors)
+    else:
+        raise ImageListError([f"{variable} must be a string \"name=image;name=image;\" or a list of "
+                              f"{{name, image}}, got {type(value).__name__}"])
+
+    images: list[dict[str, str]] = []
+    first_position: dict[str, int] = {}
+    for position, (name, image, entry) in enumerate(entries, start=1):
+        if not name:
+            errors.append(f"entry \"{entry}\" in {variable}: the container name (before '=') is empty")
+            continue
+        label = f"image \"{name}\" in {variable}"
+        if not image:
+            errors.append(f"{label}: the image reference (after '=') is empty")
+            continue
+        problem = name_problem(name)
+        if problem:
+            errors.append(f"{label}: {problem}")
+            continue
+        if name in reserved:
+            errors.append(f"{label}: container name \"{name}\" is used by the puller's own init container; "
+                          "choose another name")
+            continue
+        if name in first_position:
+            errors.append(f"{label}: duplicate container name (entries {first_position[name]} and {position}); "
+                          "each name must be unique")
+            continue
+        first_position[name] = position
+        problem = reference_problem(image)
+        if problem:
+            errors.append(f"{label}: invalid image reference \"{image}\": {problem}")
+            continue
+        images.append({"name": name, "image": image})
+
+    if not entries and not errors and not allow_empty:
+        errors.append(f"{variable} is empty: give at least one name=image entry")
+    if errors:
+        raise ImageListError(errors)
+    return images
+
+
+def to_upstream_string(images: list[dict[str, str]]) -> str:
+    """The upstream IMAGES form of a validated list: ``name=image;name=image;``."""
+    return "".join(f"{item['name']}={item['image']};" for item in images)

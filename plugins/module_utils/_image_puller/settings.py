@@ -1,0 +1,274 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# PRIVATE to the kip.image_puller collection: not a public API, may change without notice.
+#
+# The role's variables, checked and normalised once: what meta/argument_specs.yml cannot say.
+# AWX surveys and `-e` hand over strings ("1", "true", JSON); the upstream ConfigMap form is
+# JSON strings and `a;b;` lists. Everything comes out as proper types. Pure.
+"""Check and normalise the image_puller role variables."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.images import (
+    ImageListError,
+    parse_images,
+    reference_problem,
+)
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import (
+    QuantityError,
+    parse_quantity,
+)
+
+PREFIX = "image_puller_"
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+TOLERATION_KEYS = frozenset(("key", "operator", "value", "effect", "tolerationSeconds"))
+TOLERATION_OPERATORS = ("Exists", "Equal")
+TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+AFFINITY_KEYS = frozenset(("nodeAffinity", "podAffinity", "podAntiAffinity"))
+STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by")
+TRUE_STRINGS = ("true", "yes", "on", "1")
+FALSE_STRINGS = ("false", "no", "off", "0")
+
+
+class SettingsError(ValueError):
+    """One or more role variables are invalid; ``errors`` holds one message per problem."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = list(errors)
+        super().__init__(self.errors[0] if len(self.errors) == 1 else
+                         f"{len(self.errors)} problems:\n- " + "\n- ".join(self.errors))
+
+
+class _Checker:
+    def __init__(self, raw: dict, load_text):
+        self.raw = raw
+        self.load_text = load_text
+        self.errors: list[str] = []
+
+    def fail(self, variable: str, message: str) -> None:
+        self.errors.append(f"{PREFIX}{variable}: {message}")
+
+    def text(self, variable: str, *, pattern=None, rule: str = "", max_length: int | None = None,
+             empty_ok: bool = False) -> str | None:
+        value = self.raw.get(PREFIX + variable)
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            self.fail(variable, f"expected a string, got {type(value).__name__} {value!r}")
+            return None
+        value = value.strip()
+        if not value:
+            if not empty_ok:
+                self.fail(variable, "must not be empty")
+                return None
+            return ""
+        if max_length and len(value) > max_length:
+            self.fail(variable, f"must be at most {max_length} characters, got {len(value)}")
+            return None
+        if pattern is not None and not pattern.fullmatch(value):
+            self.fail(variable, f"must be {rule}, got \"{value}\"")
+            return None
+        return value
+
+    def integer(self, variable: str, *, minimum: int) -> int | None:
+        value = self.raw.get(PREFIX + variable)
+        if isinstance(value, bool):
+            self.fail(variable, f"expected a whole number, got {value!r}")
+            return None
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
+            value = int(value)
+        if not isinstance(value, int):
+            self.fail(variable, f"expected a whole number, got {value!r}")
+            return None
+        if value < minimum:
+            self.fail(variable, f"must be at least {minimum}, got {value}")
+            return None
+        return value
+
+    def boolean(self, variable: str) -> bool | None:
+        value = self.raw.get(PREFIX + variable)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in TRUE_STRINGS + FALSE_STRINGS:
+            return value.strip().lower() in TRUE_STRINGS
+        self.fail(variable, f"expected true or false, got {value!r}")
+        return None
+
+    def quantity(self, variable: str, resource: str):
+        value = self.raw.get(PREFIX + variable)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = repr(value)  # YAML read an unquoted .05 as a float
+        if not isinstance(value, str) or not value.strip():
+            self.fail(variable, f"expected a Kubernetes {resource} quantity, got {value!r}")
+            return None, None
+        value = value.strip()
+        try:
+            amount = parse_quantity(value, what=f"{PREFIX}{variable}")
+        except QuantityError as exc:
+            self.errors.append(str(exc))
+            return None, None
+        if amount <= 0:
+            self.fail(variable, f"must be greater than zero, got \"{value}\"")
+            return None, None
+        return value, amount
+
+    def structured(self, variable: str, expected: type, example: str):
+        """A mapping or list given as YAML, or as the upstream JSON string."""
+        value = self.raw.get(PREFIX + variable)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return expected()
+        if isinstance(value, str):
+            try:
+                value = self.load_text(value)
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                # json and yaml raise different types; both mean "not parseable".
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self.fail(variable, f"is a string but not valid JSON or YAML ({reason}); "
+                                    f"expected for example {example}")
+                return None
+            if value is None:
+                return expected()
+        if not isinstance(value, expected):
+            self.fail(variable, f"expected a {'mapping' if expected is dict else 'list'} "
+                                f"(or its JSON string) such as {example}, got {type(value).__name__}")
+            return None
+        return value
+
+    def string_map(self, variable: str, example: str) -> dict | None:
+        value = self.structured(variable, dict, example)
+        if value is None:
+            return None
+        bad = [key for key, item in value.items() if not isinstance(key, str) or not isinstance(item, str)]
+        if bad:
+            self.fail(variable, f"keys and values must be strings; quote {', '.join(repr(k) for k in bad)}")
+            return None
+        return dict(value)
+
+    def tolerations(self) -> list | None:
+        value = self.structured("tolerations", list, '[{"key": "dedicated", "operator": "Equal", '
+                                                     '"value": "gpu", "effect": "NoSchedule"}]')
+        if value is None:
+            return None
+        ok = True
+        for position, item in enumerate(value, start=1):
+            where = f"toleration {position}"
+            if not isinstance(item, dict):
+                self.fail("tolerations", f"{where}: expected a mapping, got {type(item).__name__}")
+                ok = False
+                continue
+            unknown = sorted(str(k) for k in item if k not in TOLERATION_KEYS)
+            if unknown:
+                self.fail("tolerations", f"{where}: unknown key(s) {', '.join(unknown)}; "
+                                         f"allowed: {', '.join(sorted(TOLERATION_KEYS))}")
+                ok = False
+            operator = item.get("operator", "Equal")
+            if operator not in TOLERATION_OPERATORS:
+                self.fail("tolerations", f"{where}: operator must be Exists or Equal, got {operator!r}")
+                ok = False
+            elif operator == "Exists" and item.get("value"):
+                self.fail("tolerations", f"{where}: operator Exists takes no value")
+                ok = False
+            effect = item.get("effect")
+            if effect not in (None, "") + TOLERATION_EFFECTS:
+                self.fail("tolerations", f"{where}: effect must be one of {', '.join(TOLERATION_EFFECTS)}, "
+                                         f"got {effect!r}")
+                ok = False
+            if not item.get("key") and operator != "Exists":
+                self.fail("tolerations", f"{where}: an empty key needs operator Exists")
+                ok = False
+        return list(value) if ok else None
+
+    def affinity(self) -> dict | None:
+        value = self.structured("affinity", dict, '{"nodeAffinity": {...}}')
+        if value is None:
+            return None
+        unknown = sorted(str(k) for k in value if k not in AFFINITY_KEYS)
+        if unknown:
+            self.fail("affinity", f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(AFFINITY_KEYS))}")
+            return None
+        return dict(value)
+
+    def name_list(self, variable: str) -> list | None:
+        """Upstream IMAGE_PULL_SECRETS form `a;b;` or a list of names."""
+        value = self.raw.get(PREFIX + variable)
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [part.strip() for part in re.split(r"[;,\n]", value)]
+            value = [part for part in value if part]
+        if not isinstance(value, list):
+            self.fail(variable, f"expected a list of names or \"a;b;\", got {type(value).__name__}")
+            return None
+        names = []
+        for item in value:
+            if isinstance(item, dict) and set(item) == {"name"}:
+                item = item["name"]  # the Kubernetes LocalObjectReference form
+            if not isinstance(item, str) or not DNS1123_SUBDOMAIN.fullmatch(item) or len(item) > 253:
+                self.fail(variable, f"\"{item}\" is not a Secret name (a DNS-1123 subdomain: lowercase "
+                                    "letters, digits, '-' and '.')")
+                return None
+            if item not in names:
+                names.append(item)
+        return names
+
+
+def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",)) -> dict:
+    """Check the role variables in ``raw`` (keyed by their full ``image_puller_*`` names).
+
+    Returns the settings without the prefix, with proper types; raises :class:`SettingsError`
+    listing every problem. ``load_text`` parses string forms of mappings and lists (JSON by
+    default; the filter plugin passes a YAML loader, which reads JSON too).
+    """
+    check = _Checker(raw, load_text)
+    out: dict = {}
+    try:
+        out["images"] = parse_images(raw.get(PREFIX + "images"), reserved=tuple(reserved))
+    except ImageListError as exc:
+        check.errors.extend(exc.errors)
+    label = "a DNS-1123 label (lowercase letters, digits, '-', at most 63)"
+    out["daemonset_name"] = check.text("daemonset_name", pattern=DNS1123_LABEL, rule=label, max_length=63)
+    out["namespace"] = check.text("namespace", pattern=DNS1123_LABEL, rule=label, max_length=63)
+    out["caching_interval_hours"] = check.integer("caching_interval_hours", minimum=1)
+    amounts = {}
+    for resource in ("memory", "cpu"):
+        for kind in ("request", "limit"):
+            key = f"caching_{resource}_{kind}"
+            out[key], amounts[key] = check.quantity(key, resource)
+        request, limit = amounts[f"caching_{resource}_request"], amounts[f"caching_{resource}_limit"]
+        if request is not None and limit is not None and request > limit:
+            check.fail(f"caching_{resource}_request",
+                       f"\"{out[f'caching_{resource}_request']}\" is more than {PREFIX}caching_{resource}_limit "
+                       f"\"{out[f'caching_{resource}_limit']}\"; a request cannot exceed its limit")
+    out["node_selector"] = check.string_map("node_selector", '{"kubernetes.io/os": "linux"}')
+    out["affinity"] = check.affinity()
+    out["tolerations"] = check.tolerations()
+    out["image_pull_secrets"] = check.name_list("image_pull_secrets")
+    out["daemonset_annotations"] = check.string_map("daemonset_annotations", '{"owner": "platform"}')
+    out["labels"] = check.string_map("labels", '{"team": "platform"}')
+    if out["labels"]:
+        taken = sorted(key for key in out["labels"] if key in STANDARD_LABELS)
+        if taken:
+            check.fail("labels", f"{', '.join(taken)} is set by the role (it selects the pods); use another key")
+            out["labels"] = None
+    puller = check.text("puller_image")
+    if puller is not None:
+        problem = reference_problem(puller)
+        if problem:
+            check.fail("puller_image", f"invalid image reference \"{puller}\": {problem}")
+            puller = None
+    out["puller_image"] = puller
+    out["priority_class_name"] = check.text("priority_class_name", pattern=DNS1123_SUBDOMAIN,
+                                            rule="a PriorityClass name (DNS-1123 subdomain)",
+                                            max_length=253, empty_ok=True)
+    out["run_as_user"] = check.integer("run_as_user", minimum=1)
+    for flag in ("wait", "create_namespace", "pod_security", "quota_check"):
+        out[flag] = check.boolean(flag)
+    out["wait_timeout"] = check.integer("wait_timeout", minimum=1)
+    if check.errors:
+        raise SettingsError(check.errors)
+    return out

@@ -1,0 +1,75 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# PRIVATE to the kip.image_puller collection: not a public API, may change without notice.
+#
+# The upstream kubernetes-image-puller configuration (che-incubator/kubernetes-image-puller,
+# cfg/envvars.go and deploy/helm/values.yaml): its ConfigMap keys, their defaults, and the role
+# variable that carries each. This is the only place these names are spelled. Pure.
+"""Upstream ConfigMap key names and defaults, and the role variable behind each."""
+
+from __future__ import annotations
+
+import json
+
+IMAGES = "IMAGES"
+DAEMONSET_NAME = "DAEMONSET_NAME"
+DAEMONSET_ANNOTATIONS = "DAEMONSET_ANNOTATIONS"
+NAMESPACE = "NAMESPACE"
+CACHING_INTERVAL_HOURS = "CACHING_INTERVAL_HOURS"
+CACHING_MEMORY_REQUEST = "CACHING_MEMORY_REQUEST"
+CACHING_MEMORY_LIMIT = "CACHING_MEMORY_LIMIT"
+CACHING_CPU_REQUEST = "CACHING_CPU_REQUEST"
+CACHING_CPU_LIMIT = "CACHING_CPU_LIMIT"
+NODE_SELECTOR = "NODE_SELECTOR"
+IMAGE_PULL_SECRETS = "IMAGE_PULL_SECRETS"
+AFFINITY = "AFFINITY"
+TOLERATIONS = "TOLERATIONS"
+KIP_IMAGE = "KIP_IMAGE"
+
+# Upstream key -> (role variable, upstream default as the upstream ConfigMap holds it, Helm value).
+# Defaults are those of the Helm chart and the OpenShift template; where the Go fallback differs
+# (memory 1Mi/5Mi, image tag `next`) the chart wins, and the role pins the puller image to a
+# release (see roles/image_puller/defaults/main.yml).
+KEYS: dict[str, tuple[str, str, str]] = {
+    IMAGES: ("image_puller_images", "", "configMap.images"),
+    DAEMONSET_NAME: ("image_puller_daemonset_name", "kubernetes-image-puller", "deploymentName"),
+    DAEMONSET_ANNOTATIONS: ("image_puller_daemonset_annotations", "{}", "configMap.daemonsetAnnotations"),
+    NAMESPACE: ("image_puller_namespace", "k8s-image-puller", "(release namespace)"),
+    CACHING_INTERVAL_HOURS: ("image_puller_caching_interval_hours", "1", "configMap.cachingIntervalHours"),
+    CACHING_MEMORY_REQUEST: ("image_puller_caching_memory_request", "10Mi", "configMap.cachingMemoryRequest"),
+    CACHING_MEMORY_LIMIT: ("image_puller_caching_memory_limit", "20Mi", "configMap.cachingMemoryLimit"),
+    CACHING_CPU_REQUEST: ("image_puller_caching_cpu_request", ".05", "configMap.cachingCpuRequest"),
+    CACHING_CPU_LIMIT: ("image_puller_caching_cpu_limit", ".2", "configMap.cachingCpuLimit"),
+    NODE_SELECTOR: ("image_puller_node_selector", "{}", "configMap.nodeSelector"),
+    IMAGE_PULL_SECRETS: ("image_puller_image_pull_secrets", "", "configMap.imagePullSecrets"),
+    AFFINITY: ("image_puller_affinity", "{}", "configMap.affinity"),
+    TOLERATIONS: ("image_puller_tolerations", "[]", "configMap.tolerations"),
+    KIP_IMAGE: ("image_puller_puller_image", "quay.io/eclipse/kubernetes-image-puller:next", "image.repository + image.tag"),
+}
+
+
+def _json(value) -> str:
+    # Upstream unmarshals these with encoding/json; compact, key-sorted output keeps the
+    # ConfigMap (and its checksum) stable between runs.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def configmap_data(settings: dict) -> dict[str, str]:
+    """The upstream ConfigMap data from normalised settings (see settings.normalise)."""
+    return {
+        IMAGES: "".join(f"{item['name']}={item['image']};" for item in settings["images"]),
+        DAEMONSET_NAME: settings["daemonset_name"],
+        DAEMONSET_ANNOTATIONS: _json(settings["daemonset_annotations"]),
+        NAMESPACE: settings["namespace"],
+        CACHING_INTERVAL_HOURS: str(settings["caching_interval_hours"]),
+        CACHING_MEMORY_REQUEST: settings["caching_memory_request"],
+        CACHING_MEMORY_LIMIT: settings["caching_memory_limit"],
+        CACHING_CPU_REQUEST: settings["caching_cpu_request"],
+        CACHING_CPU_LIMIT: settings["caching_cpu_limit"],
+        NODE_SELECTOR: _json(settings["node_selector"]),
+        IMAGE_PULL_SECRETS: "".join(f"{name};" for name in settings["image_pull_secrets"]),
+        AFFINITY: _json(settings["affinity"]),
+        TOLERATIONS: _json(settings["tolerations"]),
+        KIP_IMAGE: settings["puller_image"],
+    }

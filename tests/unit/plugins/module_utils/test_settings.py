@@ -1,0 +1,156 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import upstream
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import SettingsError, normalise
+
+DEFAULTS = {
+    "image_puller_images": "web=nginx:1.27;",
+    "image_puller_daemonset_name": "kubernetes-image-puller",
+    "image_puller_namespace": "k8s-image-puller",
+    "image_puller_caching_interval_hours": 1,
+    "image_puller_caching_memory_request": "10Mi",
+    "image_puller_caching_memory_limit": "20Mi",
+    "image_puller_caching_cpu_request": ".05",
+    "image_puller_caching_cpu_limit": ".2",
+    "image_puller_node_selector": {},
+    "image_puller_affinity": {},
+    "image_puller_tolerations": [],
+    "image_puller_image_pull_secrets": [],
+    "image_puller_daemonset_annotations": {},
+    "image_puller_labels": {},
+    "image_puller_puller_image": "quay.io/eclipse/kubernetes-image-puller:1.1.2",
+    "image_puller_priority_class_name": "",
+    "image_puller_run_as_user": 65532,
+    "image_puller_wait": True,
+    "image_puller_wait_timeout": 600,
+    "image_puller_create_namespace": True,
+    "image_puller_pod_security": True,
+    "image_puller_quota_check": True,
+}
+
+
+def settings(**changes):
+    # The filter plugin passes a YAML loader (YAML reads JSON too); do the same here.
+    return normalise({**DEFAULTS, **{f"image_puller_{k}": v for k, v in changes.items()}}, load_text=yaml.safe_load)
+
+
+def test_the_defaults_are_valid():
+    out = settings()
+    assert out["images"] == [{"name": "web", "image": "nginx:1.27"}]
+    assert out["caching_cpu_request"] == ".05"
+    assert out["node_selector"] == {} and out["tolerations"] == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "expected"),
+    [
+        pytest.param({"caching_interval_hours": "3"}, "caching_interval_hours", 3, id="an AWX string hour count becomes an int"),
+        pytest.param({"wait_timeout": " 900 "}, "wait_timeout", 900, id="an AWX string timeout becomes an int"),
+        pytest.param({"wait": "false"}, "wait", False, id="the string false becomes false"),
+        pytest.param({"quota_check": "yes"}, "quota_check", True, id="the string yes becomes true"),
+        pytest.param({"caching_cpu_limit": 0.2}, "caching_cpu_limit", "0.2", id="an unquoted YAML cpu number becomes a string"),
+        pytest.param({"node_selector": '{"kubernetes.io/os": "linux"}'}, "node_selector", {"kubernetes.io/os": "linux"},
+                     id="the upstream JSON node selector is parsed"),
+        pytest.param({"node_selector": "disk: ssd"}, "node_selector", {"disk": "ssd"}, id="a YAML string node selector is parsed"),
+        pytest.param({"node_selector": "{}"}, "node_selector", {}, id="the upstream default {} is an empty selector"),
+        pytest.param({"tolerations": '[{"key":"dedicated","operator":"Equal","value":"gpu","effect":"NoSchedule"}]'},
+                     "tolerations", [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}],
+                     id="upstream JSON tolerations are parsed"),
+        pytest.param({"tolerations": [{"operator": "Exists"}]}, "tolerations", [{"operator": "Exists"}],
+                     id="a toleration of every taint is allowed"),
+        pytest.param({"affinity": '{"nodeAffinity": {}}'}, "affinity", {"nodeAffinity": {}}, id="upstream JSON affinity is parsed"),
+        pytest.param({"image_pull_secrets": "quay-pull; ghcr-pull;"}, "image_pull_secrets", ["quay-pull", "ghcr-pull"],
+                     id="the upstream secret list string is split"),
+        pytest.param({"image_pull_secrets": [{"name": "a"}, "b", "a"]}, "image_pull_secrets", ["a", "b"],
+                     id="secret references and names mix and repeats are dropped"),
+        pytest.param({"daemonset_annotations": '{"owner":"platform"}'}, "daemonset_annotations", {"owner": "platform"},
+                     id="upstream JSON DaemonSet annotations are parsed"),
+        pytest.param({"priority_class_name": "image-puller-low"}, "priority_class_name", "image-puller-low",
+                     id="a priority class name is kept"),
+    ],
+)
+def test_normalise(changes, key, expected):
+    assert settings(**changes)[key] == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param({"caching_interval_hours": "one"}, "image_puller_caching_interval_hours: expected a whole number",
+                     id="a word for the hour count is an error"),
+        pytest.param({"caching_interval_hours": 0}, "must be at least 1", id="a zero hour interval is an error"),
+        pytest.param({"caching_memory_limit": "20MB"}, "image_puller_caching_memory_limit: '20MB' is not a Kubernetes quantity",
+                     id="a memory limit in MB is an error"),
+        pytest.param({"caching_cpu_request": "0"}, "must be greater than zero", id="a zero cpu request is an error"),
+        pytest.param({"caching_memory_request": "30Mi"},
+                     'image_puller_caching_memory_request: "30Mi" is more than image_puller_caching_memory_limit "20Mi"',
+                     id="a request above its limit is an error"),
+        pytest.param({"caching_cpu_request": "300m"}, "a request cannot exceed its limit", id="a cpu request above the limit is an error"),
+        pytest.param({"node_selector": "{bad json"}, "image_puller_node_selector: is a string but not valid JSON or YAML",
+                     id="a broken node selector string is an error"),
+        pytest.param({"node_selector": {"disk": True}}, "keys and values must be strings", id="a boolean selector value is an error"),
+        pytest.param({"node_selector": "[]"}, "expected a mapping", id="a list node selector is an error"),
+        pytest.param({"tolerations": "{}"}, "image_puller_tolerations: expected a list", id="a mapping of tolerations is an error"),
+        pytest.param({"tolerations": [{"key": "a", "operator": "In"}]}, "operator must be Exists or Equal",
+                     id="an unknown toleration operator is an error"),
+        pytest.param({"tolerations": [{"key": "a", "effect": "NoScheduled"}]}, "effect must be one of",
+                     id="a misspelt toleration effect is an error"),
+        pytest.param({"tolerations": [{"key": "a", "operator": "Exists", "value": "x"}]}, "operator Exists takes no value",
+                     id="a value with operator Exists is an error"),
+        pytest.param({"tolerations": [{"keys": "a"}]}, "unknown key(s) keys", id="an unknown toleration key is an error"),
+        pytest.param({"affinity": {"nodeAfinity": {}}}, "unknown key(s) nodeAfinity", id="a misspelt affinity key is an error"),
+        pytest.param({"image_pull_secrets": "Quay_Pull"}, '"Quay_Pull" is not a Secret name', id="an invalid secret name is an error"),
+        pytest.param({"namespace": "Image-Puller"}, "image_puller_namespace: must be a DNS-1123 label", id="an uppercase namespace is an error"),
+        pytest.param({"daemonset_name": "a" * 64}, "at most 63 characters", id="a 64 character DaemonSet name is an error"),
+        pytest.param({"puller_image": "quay.io/Eclipse/kip"}, "image_puller_puller_image: invalid image reference",
+                     id="an invalid puller image is an error"),
+        pytest.param({"labels": {"app.kubernetes.io/name": "x"}}, "is set by the role", id="overriding a selector label is an error"),
+        pytest.param({"wait": "maybe"}, "image_puller_wait: expected true or false", id="a word that is not a boolean is an error"),
+        pytest.param({"run_as_user": 0}, "image_puller_run_as_user: must be at least 1", id="running as root is an error"),
+        pytest.param({"images": "Web=nginx"}, 'image "Web" in image_puller_images', id="image errors come through"),
+    ],
+)
+def test_rejects(changes, message):
+    with pytest.raises(SettingsError) as caught:
+        settings(**changes)
+    assert message in str(caught.value)
+
+
+def test_without_a_yaml_loader_strings_must_be_json():
+    with pytest.raises(SettingsError, match="not valid JSON or YAML"):
+        normalise({**DEFAULTS, "image_puller_node_selector": "disk: ssd"})
+
+
+def test_problems_in_several_variables_are_reported_together():
+    with pytest.raises(SettingsError) as caught:
+        settings(images="A=x", namespace="", caching_cpu_limit="lots")
+    assert len(caught.value.errors) == 3
+
+
+def test_configmap_data_has_the_upstream_keys_and_forms():
+    data = upstream.configmap_data(settings(
+        images=[{"name": "b", "image": "busybox"}, {"name": "a", "image": "alpine"}],
+        image_pull_secrets=["s1", "s2"],
+        node_selector={"z": "1", "a": "2"},
+    ))
+    assert list(data) == list(upstream.KEYS)
+    assert data["IMAGES"] == "b=busybox;a=alpine;"
+    assert data["IMAGE_PULL_SECRETS"] == "s1;s2;"
+    assert data["NODE_SELECTOR"] == '{"a":"2","z":"1"}'
+    assert data["TOLERATIONS"] == "[]" and data["AFFINITY"] == "{}"
+    assert data["CACHING_INTERVAL_HOURS"] == "1"
+    assert all(isinstance(v, str) for v in data.values())
+    assert json.loads(data["DAEMONSET_ANNOTATIONS"]) == {}
+
+
+def test_every_upstream_key_names_a_role_variable():
+    for key, (variable, _default, _helm) in upstream.KEYS.items():
+        assert variable.startswith("image_puller_"), key
