@@ -1,0 +1,77 @@
+# kip.image_puller — developer entry points. `make demo` and `make test` are the two a new user needs.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+export KIP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kip-image-puller
+BIN := $(VENV)/bin
+CLUSTER := tests/cluster/cluster.sh
+# Everything below talks only to the local cluster: its kubeconfig, nothing from the environment.
+LOCAL_KUBECONFIG = $(shell $(CLUSTER) kubeconfig)
+LOCAL_ENV = env -u KUBECONFIG -u K8S_AUTH_HOST -u K8S_AUTH_API_KEY -u K8S_AUTH_CONTEXT \
+	-u K8S_AUTH_SSL_CA_CERT -u K8S_AUTH_VERIFY_SSL -u K8S_AUTH_USERNAME -u K8S_AUTH_PASSWORD \
+	K8S_AUTH_KUBECONFIG=$(LOCAL_KUBECONFIG) KUBECONFIG=$(LOCAL_KUBECONFIG) PATH=$(BIN):$(PATH)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+## ---- set-up -------------------------------------------------------------
+$(VENV)/.installed: requirements-dev.txt
+	@# flock: two make runs at once must not install into one venv together.
+	flock $(VENV).lock bash -c '[ $@ -nt requirements-dev.txt ] || { \
+	  $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q -r requirements-dev.txt && touch $@; }'
+
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Python venv with the pinned tools; the collection is linked into it
+	@site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  mkdir -p $$site/ansible_collections/kip; \
+	  ln -sfn $(CURDIR) $$site/ansible_collections/kip/image_puller
+
+## ---- local cluster --------------------------------------------------------
+.PHONY: cluster cluster-down cluster-status cluster-build
+cluster-build: ## build (or reuse) the cluster binaries
+	tests/cluster/build.sh all >/dev/null
+cluster: ## start the local cluster (kwok nodes; CLUSTER_NODES=N, CLUSTER_FLAVOUR=openshift)
+	$(CLUSTER) up
+cluster-down: ## stop the local cluster and remove its state
+	$(CLUSTER) down
+cluster-status: ## show the local cluster
+	$(CLUSTER) status
+
+## ---- tests -------------------------------------------------------------------
+.PHONY: test unit e2e sanity units lint argspec-check molecule molecule-quota bench
+test: venv argspec-check unit lint sanity units cluster e2e molecule ## everything CI runs
+
+unit: venv ## pytest unit tests of the pure logic
+	$(BIN)/pytest -q tests/unit
+
+e2e: venv ## pytest against the local cluster
+	$(LOCAL_ENV) $(BIN)/pytest -q -m cluster tests/e2e
+
+sanity: venv ## ansible-test sanity (offline, empty ignore files)
+	PATH=$(BIN):$(PATH) tests/tools/ansible-test.sh sanity
+
+units: venv ## ansible-test units
+	PATH=$(BIN):$(PATH) tests/tools/ansible-test.sh units
+
+lint: venv ## ansible-lint, production profile
+	PATH=$(BIN):$(PATH) $(BIN)/ansible-lint
+
+argspec-check: venv ## defaults/main.yml and meta/argument_specs.yml hold the same keys and defaults
+	$(BIN)/python tests/tools/check_argument_specs.py roles/image_puller
+
+molecule: venv cluster ## molecule scenarios against the local cluster
+	$(LOCAL_ENV) $(BIN)/molecule test -s default
+
+bench: venv cluster ## benchmarks (print figures; no pass/fail)
+	$(LOCAL_ENV) $(BIN)/python benchmarks/run.py
+
+## ---- demo ---------------------------------------------------------------------
+.PHONY: demo
+demo: venv cluster ## deploy a sample image set to the local cluster and show it per node
+	$(LOCAL_ENV) $(BIN)/ansible-playbook kip.image_puller.deploy -e @playbooks/vars/demo.yml
+	$(LOCAL_ENV) $(BIN)/ansible-playbook kip.image_puller.status -e @playbooks/vars/demo.yml

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# The local test cluster: a real control plane (kube-apiserver, kube-controller-manager,
+# kube-scheduler, etcd) with nodes simulated by kwok, started by kwokctl in binary mode.
+#
+#   cluster.sh up          build if needed, start (or reuse a healthy one), wait for every node
+#   cluster.sh down        stop every process of the cluster and remove its state
+#   cluster.sh status      what is running, and whether it is healthy
+#   cluster.sh kubeconfig  print the kubeconfig path
+#
+# Settings (environment):
+#   CLUSTER_NODES=3            plain nodes (the gpu pool adds 1 tainted node)
+#   CLUSTER_FLAVOUR=kubernetes kubernetes | openshift (adds the OpenShift quota and route APIs)
+#   CLUSTER_API_PORT=6446      kube-apiserver port on 127.0.0.1
+#   CLUSTER_NAME=kip           kwokctl cluster name
+#   KIP_CLUSTER_DIR            where state lives (default: $KIP_CACHE/cluster)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+KIP_CACHE=${KIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kip-image-puller}
+CLUSTER_NAME=${CLUSTER_NAME:-kip}
+CLUSTER_NODES=${CLUSTER_NODES:-3}
+CLUSTER_FLAVOUR=${CLUSTER_FLAVOUR:-kubernetes}
+CLUSTER_API_PORT=${CLUSTER_API_PORT:-6446}
+KIP_CLUSTER_DIR=${KIP_CLUSTER_DIR:-$KIP_CACHE/cluster}
+export KWOK_WORKDIR=$KIP_CLUSTER_DIR/kwok
+cluster_dir=$KWOK_WORKDIR/clusters/$CLUSTER_NAME
+kubeconfig=$cluster_dir/kubeconfig.yaml
+state_file=$KIP_CLUSTER_DIR/state.env
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+
+paths() {
+  eval "$("$here/build.sh" paths 2>/dev/null)"
+  export PATH=$K8S_BIN:$KWOK_BIN:$ETCD_BIN:$PATH
+}
+
+kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
+
+validate_settings() {
+  [[ $CLUSTER_NODES =~ ^[0-9]+$ ]] && [ "$CLUSTER_NODES" -ge 1 ] ||
+    die "CLUSTER_NODES must be a whole number >= 1, got '$CLUSTER_NODES'"
+  case $CLUSTER_FLAVOUR in kubernetes|openshift) ;; *)
+    die "CLUSTER_FLAVOUR must be 'kubernetes' or 'openshift', got '$CLUSTER_FLAVOUR'" ;;
+  esac
+  [[ $CLUSTER_API_PORT =~ ^[0-9]+$ ]] || die "CLUSTER_API_PORT must be a port number, got '$CLUSTER_API_PORT'"
+}
+
+# Every process of this cluster runs a binary linked from, or a flag naming, its directory.
+cluster_pids() {
+  local pid
+  for pid in $(pgrep -f -- "$KWOK_WORKDIR" 2>/dev/null || true); do
+    [ "$pid" != "$$" ] && [ "$pid" != "$BASHPID" ] && echo "$pid"
+  done
+}
+
+healthy() {
+  [ -f "$kubeconfig" ] && kc get --raw /readyz >/dev/null 2>&1
+}
+
+port_owner() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\),pid=\([0-9]*\).*/\1 (pid \2)/p' | head -n 1
+}
+
+write_config() {
+  local mod=$1 out=$KIP_CLUSTER_DIR/kwok.yaml
+  mkdir -p "$KIP_CLUSTER_DIR"
+  {
+    cat <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  runtime: binary
+  kubeVersion: $KUBE_VERSION
+  bindAddress: 127.0.0.1
+  kubeApiserverPort: $CLUSTER_API_PORT
+  kubeApiserverBinary: $K8S_BIN/kube-apiserver
+  kubeControllerManagerBinary: $K8S_BIN/kube-controller-manager
+  kubeSchedulerBinary: $K8S_BIN/kube-scheduler
+  kubectlBinary: $K8S_BIN/kubectl
+  kwokControllerBinary: $KWOK_BIN/kwok
+  etcdBinary: $ETCD_BIN/etcd
+  kubeAuthorization: true
+  kubeAdmission: true
+componentsPatches:
+  - name: etcd
+    extraArgs:
+      - key: unsafe-no-fsync
+        value: "true"
+EOF
+    # Custom stages replace kwok's defaults, so the defaults come along, from the pinned
+    # module. pod-ready must leave alone the pods the pull-failure stage owns.
+    local f
+    for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+             pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+      [ -f "$mod/kustomize/stage/$f" ] || die "kwok stage $f not found under $mod; run tests/cluster/build.sh kwok"
+      echo "---"
+      if [ "$f" = pod/fast/pod-ready.yaml ]; then
+        awk '{print} /^    matchExpressions:$/ && !done {
+          print "    - key: '\''[.spec.containers[]?, .spec.initContainers[]?] | any(.image | contains(\"pull-fails\"))'\''"
+          print "      operator: '\''NotIn'\''"
+          print "      values:"
+          print "      - '\''true'\''"
+          done=1 }' "$mod/kustomize/stage/$f"
+      else
+        cat "$mod/kustomize/stage/$f"
+      fi
+    done
+    echo "---"
+    cat "$here/manifests/pod-image-pull-backoff.yaml"
+  } > "$out"
+  echo "$out"
+}
+
+wait_nodes_ready() {
+  local want=$1 deadline=$(( $(date +%s) + ${2:-600} )) ready=0
+  while :; do
+    ready=$(kc get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)
+    [ "$ready" -ge "$want" ] && return 0
+    [ "$(date +%s)" -ge "$deadline" ] && die "only $ready of $want nodes became Ready; see $cluster_dir/logs"
+    sleep 1
+  done
+}
+
+cmd_up() {
+  validate_settings
+  "$here/build.sh" all >/dev/null
+  paths
+  local want=$((CLUSTER_NODES + 1))
+  if healthy && [ -f "$state_file" ]; then
+    # shellcheck disable=SC1090
+    local have_nodes have_flavour; have_nodes=$(. "$state_file"; echo "$NODES"); have_flavour=$(. "$state_file"; echo "$FLAVOUR")
+    if [ "$have_nodes" = "$CLUSTER_NODES" ] && [ "$have_flavour" = "$CLUSTER_FLAVOUR" ]; then
+      log "already running ($CLUSTER_NODES plain nodes + 1 gpu, $CLUSTER_FLAVOUR); reusing it"
+      wait_nodes_ready "$want" 120
+      echo "$kubeconfig"; return 0
+    fi
+    log "running with $have_nodes nodes ($have_flavour); replacing it with $CLUSTER_NODES ($CLUSTER_FLAVOUR)"
+    cmd_down
+  elif [ -d "$cluster_dir" ] || [ -n "$(cluster_pids)" ]; then
+    log "found a stale or half-dead cluster from an earlier run; removing it"
+    cmd_down
+  fi
+  local owner; owner=$(port_owner "$CLUSTER_API_PORT")
+  [ -z "$owner" ] || die "port $CLUSTER_API_PORT on 127.0.0.1 is in use by $owner; stop it or choose another with CLUSTER_API_PORT=<port>"
+
+  local t0; t0=$(date +%s%N)
+  local conf; conf=$(write_config "$KWOK_MODDIR")
+  log "starting $CLUSTER_NAME: Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION (state in $KIP_CLUSTER_DIR)"
+  # Large clusters need kwokctl's QPS limits off (it also turns API priority and fairness off).
+  local qps=(); [ "$CLUSTER_NODES" -lt 100 ] || qps=(--disable-qps-limits)
+  if ! kwokctl --config "$conf" create cluster --name "$CLUSTER_NAME" --wait 3m "${qps[@]}" >"$KIP_CLUSTER_DIR/create.log" 2>&1; then
+    sed 's/^/  /' "$KIP_CLUSTER_DIR/create.log" >&2
+    die "kwokctl create cluster failed (log above; component logs in $cluster_dir/logs)"
+  fi
+  kc apply -f "$here/manifests/gpu-node.yaml" >/dev/null
+  kwokctl scale node --name "$CLUSTER_NAME" --replicas "$CLUSTER_NODES" >>"$KIP_CLUSTER_DIR/create.log" 2>&1 ||
+    die "kwokctl scale node failed; see $KIP_CLUSTER_DIR/create.log"
+  if [ "$CLUSTER_FLAVOUR" = openshift ]; then
+    kc apply -f "$here/manifests/openshift-crds.yaml" >/dev/null
+    kc wait --for=condition=Established --timeout=60s \
+      crd/clusterresourcequotas.quota.openshift.io crd/routes.route.openshift.io >/dev/null
+  fi
+  wait_nodes_ready "$want" 600
+  # Pods in a new namespace are refused until its default ServiceAccount exists.
+  printf 'NODES=%s\nFLAVOUR=%s\nKUBECONFIG=%s\n' "$CLUSTER_NODES" "$CLUSTER_FLAVOUR" "$kubeconfig" > "$state_file"
+  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  log "ready: $want nodes Ready in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s"
+  log "kubeconfig: $kubeconfig"
+  echo "$kubeconfig"
+}
+
+cmd_down() {
+  paths
+  if [ -d "$cluster_dir" ]; then
+    kwokctl delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true
+  fi
+  local pids; pids=$(cluster_pids)
+  if [ -n "$pids" ]; then
+    # shellcheck disable=SC2086
+    kill $pids 2>/dev/null || true
+    local i
+    for i in $(seq 1 50); do [ -z "$(cluster_pids)" ] && break; sleep 0.2; done
+    pids=$(cluster_pids)
+    # shellcheck disable=SC2086
+    [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+  fi
+  rm -rf "$KWOK_WORKDIR" "$state_file"
+  [ -z "$(cluster_pids)" ] || die "processes of the cluster are still running: $(cluster_pids | tr '\n' ' ')"
+  log "stopped; no process of the cluster is left"
+}
+
+cmd_status() {
+  paths
+  if ! [ -d "$cluster_dir" ]; then echo "cluster $CLUSTER_NAME: not created"; return 3; fi
+  if ! healthy; then echo "cluster $CLUSTER_NAME: unhealthy (state in $KIP_CLUSTER_DIR; run 'make cluster' to replace it)"; return 1; fi
+  local flavour=kubernetes
+  [ -f "$state_file" ] && flavour=$(. "$state_file"; echo "$FLAVOUR")
+  echo "cluster $CLUSTER_NAME: running ($flavour flavour)"
+  echo "kubeconfig: $kubeconfig"
+  kc version 2>/dev/null | sed 's/^/  /'
+  echo "nodes: $(kc get nodes --no-headers | awk '$2 == "Ready"' | wc -l) Ready of $(kc get nodes --no-headers | wc -l)"
+  kc get nodes -o custom-columns='NAME:.metadata.name,STATUS:.status.conditions[?(@.type=="Ready")].status,TAINTS:.spec.taints[*].key' | head -n 12
+}
+
+case ${1:-} in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  kubeconfig) echo "$kubeconfig" ;;
+  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+esac
