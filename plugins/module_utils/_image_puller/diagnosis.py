@@ -120,7 +120,7 @@ def owned_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     return False
 
 
-def _parse_time(value: str | None) -> datetime.datetime | None:
+def parse_time(value: str | None) -> datetime.datetime | None:
     if not value:
         return None
     try:
@@ -134,7 +134,7 @@ def event_time(event: Mapping[str, Any]) -> datetime.datetime | None:
     """When an event (core/v1) was last seen."""
     series = event.get("series") or {}
     for value in (series.get("lastObservedTime"), event.get("lastTimestamp"), event.get("eventTime"), event.get("firstTimestamp")):
-        parsed = _parse_time(value)
+        parsed = parse_time(value)
         if parsed:
             return parsed
     return None

@@ -21,7 +21,6 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.dia
 # Set by the DaemonSet controller: the annotation on the DaemonSet, the labels on its pods.
 TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
-REVISION_HASH_LABEL = "controller-revision-hash"
 
 
 def rollout_status(daemonset: Mapping[str, Any]) -> tuple[bool, str]:
@@ -49,24 +48,16 @@ def rollout_status(daemonset: Mapping[str, Any]) -> tuple[bool, str]:
     return True, f"{desired} of {desired} pods updated and available"
 
 
-def pod_is_updated(pod: Mapping[str, Any], daemonset: Mapping[str, Any], revision_hash: str | None = None) -> bool:
-    """Whether the pod runs the DaemonSet's current template (the controller's own test)."""
+def pod_is_updated(pod: Mapping[str, Any], daemonset: Mapping[str, Any]) -> bool:
+    """Whether the pod runs the DaemonSet's current template.
+
+    The controller stamps the template generation on the DaemonSet (annotation)
+    and on each pod it creates (label); its metadata.generation also counts
+    changes outside the template, so it is not the number to compare.
+    """
     labels = (pod.get("metadata") or {}).get("labels") or {}
     generation = ((daemonset.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION)
-    if generation is not None and labels.get(TEMPLATE_GENERATION_LABEL) == str(generation):
-        return True
-    return bool(revision_hash) and labels.get(REVISION_HASH_LABEL) == revision_hash
-
-
-def current_revision_hash(daemonset: Mapping[str, Any], revisions: Iterable[Mapping[str, Any]]) -> str | None:
-    """The controller-revision-hash of the DaemonSet's newest ControllerRevision, if any."""
-    newest = None
-    for revision in revisions:
-        if owned_by(revision, daemonset) and (newest is None or (revision.get("revision") or 0) > (newest.get("revision") or 0)):
-            newest = revision
-    if newest is None:
-        return None
-    return ((newest.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL)
+    return generation is not None and labels.get(TEMPLATE_GENERATION_LABEL) == str(generation)
 
 
 def pod_is_ready(pod: Mapping[str, Any]) -> bool:
@@ -104,7 +95,7 @@ class Readiness:
         return max(0, self.summary["desired"] - len(self.updated_pods))
 
 
-def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], revision_hash: str | None = None) -> dict[str, Any]:
+def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The figures of the DaemonSet status, its images and one entry per node."""
     status = daemonset.get("status") or {}
     nodes = [
@@ -113,7 +104,7 @@ def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], r
             "pod": (pod.get("metadata") or {}).get("name"),
             "phase": (pod.get("status") or {}).get("phase"),
             "ready": pod_is_ready(pod),
-            "updated": pod_is_updated(pod, daemonset, revision_hash),
+            "updated": pod_is_updated(pod, daemonset),
         }
         for pod in sorted(pods, key=lambda p: (target_node(p) or "", (p.get("metadata") or {}).get("name") or ""))
     ]
@@ -129,7 +120,7 @@ def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], r
     }
 
 
-def evaluate(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], revision_hash: str | None = None) -> Readiness:
+def evaluate(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> Readiness:
     """kubectl's rule, and every updated pod of the DaemonSet is ready (one per desired node)."""
     own = tuple(sorted(
         (pod for pod in pods if owned_by(pod, daemonset) and not _terminating(pod)),
@@ -137,9 +128,9 @@ def evaluate(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], re
     ))
     on_delete = ((daemonset.get("spec") or {}).get("updateStrategy") or {}).get("type") == "OnDelete"
     # with OnDelete an old pod is as good as it gets until someone deletes it
-    updated = own if on_delete else tuple(pod for pod in own if pod_is_updated(pod, daemonset, revision_hash))
+    updated = own if on_delete else tuple(pod for pod in own if pod_is_updated(pod, daemonset))
     not_ready = tuple(pod for pod in updated if not pod_is_ready(pod))
-    summary = summarize(daemonset, own, revision_hash)
+    summary = summarize(daemonset, own)
     done, waiting_for = rollout_status(daemonset)
     if done and not_ready:
         done, waiting_for = False, f"{len(not_ready)} updated pods have containers that are not ready"

@@ -52,28 +52,19 @@ def test_rollout_status_is_kubectls_rule(daemonset, done, waiting_for):
 
 
 @pytest.mark.parametrize(
-    ("pod", "revision_hash", "updated"),
+    ("pod", "daemonset", "updated"),
     [
-        pytest.param(obj("ready_pod"), None, True, id="a pod of the current template generation is updated"),
-        pytest.param(obj("ready_pod", **{"metadata.labels.pod-template-generation": "1"}), None, False,
+        pytest.param(obj("ready_pod"), obj("daemonset"), True, id="a pod of the current template generation is updated"),
+        pytest.param(obj("ready_pod", **{"metadata.labels.pod-template-generation": "1"}), obj("daemonset"), False,
                      id="a pod of an older template generation is not updated"),
-        pytest.param(obj("ready_pod", **{"metadata.labels.pod-template-generation": "1"}), "6d9f7c8b5", True,
-                     id="a pod with the current revision hash is updated whatever its generation label"),
-        pytest.param(obj("ready_pod", **{"metadata.labels.pod-template-generation": "1",
-                                         "metadata.labels.controller-revision-hash": "5c4b3a"}), "6d9f7c8b5", False,
-                     id="a pod of an old revision hash and generation is not updated"),
+        pytest.param(obj("ready_pod"), obj("daemonset", **{"metadata.generation": 7}), True,
+                     id="a change outside the template (metadata.generation) leaves pods updated"),
+        pytest.param(obj("ready_pod"), obj("daemonset", **{"metadata.annotations": {}}), False,
+                     id="without the controller's annotation no pod counts as updated"),
     ],
 )
-def test_pod_is_updated(pod, revision_hash, updated):
-    assert readiness.pod_is_updated(pod, obj("daemonset"), revision_hash) is updated
-
-
-def test_current_revision_hash_is_the_newest_owned_revision():
-    old = obj("controller_revision", revision=1, **{"metadata.labels.controller-revision-hash": "5c4b3a"})
-    foreign = obj("controller_revision", revision=9, **{"metadata.ownerReferences.0.uid": "x",
-                                                        "metadata.labels.controller-revision-hash": "ffff"})
-    assert readiness.current_revision_hash(obj("daemonset"), [old, obj("controller_revision"), foreign]) == "6d9f7c8b5"
-    assert readiness.current_revision_hash(obj("daemonset"), []) is None
+def test_pod_is_updated(pod, daemonset, updated):
+    assert readiness.pod_is_updated(pod, daemonset) is updated
 
 
 @pytest.mark.parametrize(

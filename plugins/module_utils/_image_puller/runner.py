@@ -1,0 +1,115 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# PRIVATE to kip.image_puller: not a public API, may change without notice.
+
+"""What image_puller_daemonset does with its parameters: apply or delete, wait, report.
+
+Raises ImagePullerError carrying the partial result; the module turns it into fail_json.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import apply, readiness, rollout
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER, DaemonSetApi
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import parse_time
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+
+
+def _shown(obj: dict[str, Any] | None) -> dict[str, Any]:
+    """The object as returned to the user: managedFields are long and say nothing to a reader."""
+    if not obj:
+        return {}
+    shown = dict(obj)
+    shown["metadata"] = {key: value for key, value in (obj.get("metadata") or {}).items() if key != "managedFields"}
+    return shown
+
+
+def _applied_at(obj: dict[str, Any] | None) -> datetime.datetime | None:
+    """When our field manager last changed the object (server time): older controller events are not news."""
+    for entry in ((obj or {}).get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
+            return parse_time(entry.get("time"))
+    return None
+
+
+def run(module: Any) -> dict[str, Any]:
+    """Run the module; returns the result for exit_json."""
+    params = module.params
+    if params["wait_timeout"] < 0:
+        raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
+    definition = apply.prepare_definition(params["definition"], params.get("namespace"))
+    api = DaemonSetApi(connect(module), namespace=definition["metadata"]["namespace"], name=definition["metadata"]["name"])
+    wait = params["wait"] and not module.check_mode
+    deadline = time.monotonic() + params["wait_timeout"]
+
+    def remaining() -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    if params["state"] == "absent":
+        return _absent(module, api, wait=wait, remaining=remaining)
+    return _present(module, api, definition, wait=wait, remaining=remaining)
+
+
+def _warn(module: Any, warnings: list[str]) -> None:
+    for warning in warnings:
+        module.warn(warning)
+
+
+def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait: bool, remaining: Any) -> dict[str, Any]:
+    selector = readiness.label_selector((definition.get("spec") or {}).get("selector"))
+
+    def wait_gone(uid: str | None) -> None:
+        rollout.wait_for_deletion(api, uid=uid, selector=selector, timeout=remaining())
+
+    applied = apply.apply_present(api, definition, wait_gone=wait_gone)
+    _warn(module, applied.warnings)
+    result: dict[str, Any] = {
+        "changed": applied.changed,
+        "result": _shown(applied.after),
+        "recreated": applied.recreated,
+        "recreate_reason": applied.recreate_reason,
+        "summary": readiness.summarize(applied.after or definition, []),
+        "problems": [],
+    }
+    if module._diff:  # pylint: disable=protected-access
+        result["diff"] = apply.make_diff(applied.before, applied.after)
+    if module.check_mode:
+        return result
+
+    try:
+        if wait:
+            seen = rollout.wait_for_rollout(api, timeout=remaining(), since=_applied_at(applied.after))
+        else:
+            seen, _ = rollout.observe(api, since=_applied_at(applied.after))
+    except ImagePullerError as exc:
+        if "result" in exc.result:
+            exc.result["result"] = _shown(exc.result["result"])
+        exc.result = {**result, **exc.result}
+        raise
+    if seen is not None:
+        result.update(result=_shown(seen.daemonset), summary=seen.state.summary, problems=seen.problems)
+    if wait and result["summary"]["desired"] == 0:
+        module.warn(f"{api.ref} selects no node (desiredNumberScheduled is 0): check its nodeSelector, affinity and tolerations")
+    return result
+
+
+def _absent(module: Any, api: DaemonSetApi, *, wait: bool, remaining: Any) -> dict[str, Any]:
+    applied = apply.apply_absent(api)
+    result: dict[str, Any] = {"changed": applied.changed, "result": _shown(applied.before), "recreated": False,
+                              "recreate_reason": None, "problems": []}
+    if module._diff:  # pylint: disable=protected-access
+        result["diff"] = apply.make_diff(applied.before, None)
+    if wait and applied.before is not None:
+        selector = readiness.label_selector((applied.before.get("spec") or {}).get("selector"))
+        try:
+            rollout.wait_for_deletion(api, uid=applied.before["metadata"].get("uid"), selector=selector, timeout=remaining())
+        except ImagePullerError as exc:
+            exc.result = {**result, **exc.result}
+            raise
+    return result
