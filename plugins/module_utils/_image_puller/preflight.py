@@ -1,0 +1,179 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# PRIVATE to kip.image_puller: not a public API, may change without notice.
+
+"""Reads what the quota pre-flight needs from the cluster and runs it (image_puller_quota).
+
+Only reads. Lists are paginated and read as raw JSON, keeping per node only its
+name, labels and taints and per current pod only what quota counts, so 5,000
+nodes stay cheap in time and memory. The arithmetic lives in quota.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.apply import prepare_definition
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error_message, api_status, connect
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import QuantityError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import (
+    PodTally,
+    check_daemonset,
+    failure_message,
+)
+
+try:
+    from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+except ImportError:  # the client is checked for by AnsibleK8SModule
+    DynamicApiError = ResourceNotFoundError = Exception
+
+PAGE_SIZE = 500
+CLUSTER_QUOTA_API = "quota.openshift.io/v1"
+
+
+class ClusterReader:
+    """Paginated, raw reads of the objects the pre-flight compares."""
+
+    def __init__(self, client: Any, *, page_size: int = PAGE_SIZE) -> None:
+        self._client = client
+        self._dynamic = client.client
+        self.page_size = page_size
+
+    def resource(self, kind: str, api_version: str) -> Any | None:
+        """The API resource, or None when the cluster does not serve it."""
+        try:
+            return self._client.resource(kind, api_version)
+        except ResourceNotFoundError:
+            return None
+        except DynamicApiError as exc:
+            raise ImagePullerError(f"could not discover {kind} ({api_version}): {api_error_message(exc)}") from exc
+
+    def _required(self, kind: str, api_version: str) -> Any:
+        found = self.resource(kind, api_version)
+        if found is None:
+            raise ImagePullerError(f"the cluster serves no {kind} ({api_version})")
+        return found
+
+    def items(self, kind: str, api_version: str, *, namespace: str | None = None, label_selector: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every object of a kind, page by page (limit + continue), as plain dicts."""
+        resource = self._required(kind, api_version)
+        token = None
+        while True:
+            try:
+                response = self._dynamic.get(resource, namespace=namespace, label_selector=label_selector,
+                                             limit=self.page_size, _continue=token, serialize=False)
+            except DynamicApiError as exc:
+                where = f" in namespace {namespace}" if namespace else ""
+                raise ImagePullerError(f"could not list {kind} ({api_version}){where}: {api_error_message(exc)}", status=api_status(exc)) from exc
+            page = json.loads(response.data)
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def get(self, kind: str, api_version: str, name: str, *, namespace: str | None = None) -> dict[str, Any] | None:
+        """One object, or None when it does not exist."""
+        resource = self._required(kind, api_version)
+        try:
+            response = self._dynamic.get(resource, name=name, namespace=namespace, serialize=False)
+        except DynamicApiError as exc:
+            if api_status(exc) == 404:
+                return None
+            raise ImagePullerError(f"could not read {kind} {name}: {api_error_message(exc)}", status=api_status(exc)) from exc
+        return json.loads(response.data)
+
+
+def _selector_string(selector: dict[str, Any]) -> str:
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), ",".join(expression.get("values") or [])
+        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key, "DoesNotExist": f"!{key}"}[operator])
+    return ",".join(parts)
+
+
+def _forbidden(error: ImagePullerError) -> bool:
+    return error.result.get("status") in (401, 403)
+
+
+def preflight(reader: ClusterReader, definition: dict[str, Any]) -> dict[str, Any]:
+    """Read nodes, quotas, limit ranges, the current DaemonSet and its pods; return the check's result."""
+    namespace = definition["metadata"]["namespace"]
+    name = definition["metadata"]["name"]
+    notes: list[str] = []
+
+    nodes = [NodeInfo.from_node(node) for node in reader.items("Node", "v1")]
+    resource_quotas = list(reader.items("ResourceQuota", "v1", namespace=namespace))
+    limit_ranges = list(reader.items("LimitRange", "v1", namespace=namespace))
+
+    try:
+        priority_classes = [pc for pc in reader.items("PriorityClass", "scheduling.k8s.io/v1") if pc.get("globalDefault")]
+    except ImagePullerError as exc:
+        if not _forbidden(exc):
+            raise
+        priority_classes = []
+        notes.append("PriorityClasses not readable (forbidden): a global default priority class is not taken into account")
+
+    namespace_object = None
+    try:
+        namespace_object = reader.get("Namespace", "v1", namespace)
+        if namespace_object is None:
+            notes.append(f"namespace {namespace} does not exist yet: it holds no ResourceQuota or LimitRange")
+    except ImagePullerError as exc:
+        if not _forbidden(exc):
+            raise
+        notes.append(f"namespace {namespace} not readable (forbidden)")
+
+    cluster_quotas = None
+    cluster_quotas_selected = False
+    if reader.resource("ClusterResourceQuota", CLUSTER_QUOTA_API) is not None:
+        try:
+            cluster_quotas = list(reader.items("ClusterResourceQuota", CLUSTER_QUOTA_API))
+        except ImagePullerError as exc:
+            if not _forbidden(exc):
+                raise
+            # a project admin may not list cluster quotas but may list the ones applied to the project
+            if reader.resource("AppliedClusterResourceQuota", CLUSTER_QUOTA_API) is not None:
+                cluster_quotas = list(reader.items("AppliedClusterResourceQuota", CLUSTER_QUOTA_API, namespace=namespace))
+                cluster_quotas_selected = True
+            else:
+                cluster_quotas = []
+                notes.append("ClusterResourceQuotas not readable (forbidden) and no AppliedClusterResourceQuota API: not checked")
+
+    tally = None
+    current = reader.get("DaemonSet", "apps/v1", name, namespace=namespace)
+    if current is not None:
+        tally = PodTally()
+        uid = (current.get("metadata") or {}).get("uid")
+        selector = _selector_string((current.get("spec") or {}).get("selector") or {})
+        for pod in reader.items("Pod", "v1", namespace=namespace, label_selector=selector or None):
+            owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+            if any(o.get("uid") == uid for o in owners):
+                tally.add(pod)
+
+    try:
+        result = check_daemonset(
+            definition, namespace=namespace, nodes=nodes, resource_quotas=resource_quotas, limit_ranges=limit_ranges,
+            cluster_quotas=cluster_quotas, cluster_quotas_selected=cluster_quotas_selected, namespace_object=namespace_object,
+            current_pods=tally, priority_classes=priority_classes,
+        )
+    except (QuantityError, ValueError) as exc:
+        raise ImagePullerError(f'DaemonSet "{name}" in namespace {namespace}: {exc}') from exc
+    result["notes"] = notes + result["notes"]
+    result["messages"] += notes
+    return result
+
+
+def run(module: Any) -> dict[str, Any]:
+    """The image_puller_quota module: read, compare, and fail on a shortfall when asked to."""
+    params = module.params
+    definition = prepare_definition(params["definition"], params.get("namespace"))
+    result = preflight(ClusterReader(connect(module)), definition)
+    result["changed"] = False
+    if not result["fits"] and params["fail_on_insufficient"]:
+        raise ImagePullerError(failure_message(result), **result)
+    return result

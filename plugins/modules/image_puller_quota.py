@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: image_puller_quota
+short_description: Check before deploying that an image puller DaemonSet fits the namespace's quotas and limit ranges
+version_added: 1.0.0
+author:
+  - kip.image_puller developers
+description:
+  - "A pre-flight assertion for a DaemonSet: computes what its pods will count against every quota of the namespace and
+    fails the task (with O(fail_on_insufficient=true), the default) when they do not fit, before anything is applied.
+    Without it, a DaemonSet is accepted but its pods are refused one node at a time (C(FailedCreate) events) and the
+    rollout never completes."
+  - It only reads from the cluster and never reports a change. It is not named C(*_info) because its purpose is to
+    fail the play; with O(fail_on_insufficient=false) it only reports, like an info module.
+  - "The footprint of one pod, per resource: the larger of the sum over its containers (sidecar init containers
+    included) and its largest init container, plus C(spec.overhead); values left unset are filled in as admission would
+    (a limit without a request makes the request; LimitRange C(default) and C(defaultRequest))."
+  - "Eligible nodes, from the Node list read in pages of 500: C(nodeSelector), required node affinity
+    (C(In), C(NotIn), C(Exists), C(DoesNotExist), C(Gt), C(Lt), C(matchFields) on C(metadata.name)), and C(NoSchedule)
+    and C(NoExecute) taints against the pod's tolerations plus those the DaemonSet controller adds
+    (C(node.kubernetes.io/unschedulable), C(not-ready), C(unreachable), C(disk-pressure), C(memory-pressure),
+    C(pid-pressure), and C(network-unavailable) for host-network pods)."
+  - "Needed = footprint x eligible nodes, C(pods) = eligible nodes and C(count/daemonsets.apps) = 1, less what the
+    current DaemonSet of the same name already holds, so an update is not refused for the quota it already uses."
+  - Compared with C(spec.hard) minus C(status.used) of every ResourceQuota in the namespace whose scopes and
+    scopeSelector match the pods (C(BestEffort), C(NotBestEffort), C(Terminating), C(NotTerminating), C(PriorityClass),
+    C(CrossNamespacePodAffinity)), and with every C(quota.openshift.io/v1) ClusterResourceQuota that selects the
+    namespace (C(spec.quota.hard) minus C(status.total.used)) when that API exists.
+  - Every LimitRange of the namespace is checked against one pod (Container C(min), C(max), C(maxLimitRequestRatio);
+    Pod C(min) and C(max) on the sums of the containers).
+  - A quota that tracks C(cpu) or C(memory) requests or limits refuses pods whose containers set none; that is reported
+    as a shortfall too.
+  - Quantities are compared exactly, as fractions, never as floating point numbers.
+  - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
+options:
+  definition:
+    description:
+      - The DaemonSet (C(apps/v1)) that is about to be applied, as a dictionary, for instance rendered from a template
+        with P(ansible.builtin.template#lookup). The same definition as given to
+        M(kip.image_puller.image_puller_daemonset).
+    type: dict
+    required: true
+  namespace:
+    description:
+      - The namespace of the DaemonSet, when O(definition) has no C(metadata.namespace).
+      - When both are set they must be equal.
+    type: str
+  fail_on_insufficient:
+    description:
+      - Fail the task when the DaemonSet does not fit. The message gives the arithmetic, the quota, the resource, what
+        is needed and what is available.
+      - With V(false) the module only reports, in RV(fits) and RV(rows).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The module only reads, so it does the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
+  action_group:
+    description: Use C(group/kip.image_puller.image_puller) in C(module_defaults) to set the connection options once.
+    support: full
+    membership:
+      - kip.image_puller.image_puller
+requirements:
+  - kubernetes >= 24.2.0 (Python library)
+notes:
+  - "The connection user needs C(list) on nodes (cluster-wide); C(list) on resourcequotas, limitranges and pods and
+    C(get) on daemonsets in the namespace; and, optionally, C(get) on the namespace and C(list) on priorityclasses and
+    clusterresourcequotas (else on appliedclusterresourcequotas in the namespace). What it cannot read is said in
+    RV(notes)."
+  - "Not modelled: the extra pods of a rolling update with C(maxSurge) above 0, and node selectors that OpenShift
+    project annotations (C(openshift.io/node-selector)) add to pods."
+seealso:
+  - module: kip.image_puller.image_puller_daemonset
+  - module: kubernetes.core.k8s
+  - name: Resource quotas
+    description: Scopes, and what quota counts for pods.
+    link: https://kubernetes.io/docs/concepts/policy/resource-quotas/
+"""
+
+EXAMPLES = r"""
+- name: Fail before deploying when the DaemonSet does not fit the quotas
+  kip.image_puller.image_puller_quota:
+    definition: "{{ lookup('ansible.builtin.template', 'daemonset.yaml.j2') | ansible.builtin.from_yaml }}"
+
+- name: Only report
+  kip.image_puller.image_puller_quota:
+    definition: "{{ lookup('ansible.builtin.template', 'daemonset.yaml.j2') | ansible.builtin.from_yaml }}"
+    namespace: k8s-image-puller
+    fail_on_insufficient: false
+  register: __image_puller_quota
+
+- name: Show the arithmetic
+  ansible.builtin.debug:
+    msg: "{{ __image_puller_quota.messages }}"
+"""
+
+RETURN = r"""
+fits:
+  description: Whether the DaemonSet fits every quota and limit range that applies to it.
+  returned: success, or failure after the check ran
+  type: bool
+  sample: false
+rows:
+  description:
+    - One row per quota and resource the pods count against, and one per LimitRange constraint.
+    - Quantities are strings in the unit a reader expects (cpu in millicores, memory in the unit the definition used
+      or C(Mi)).
+    - For a LimitRange row, RV(rows[].needed) is the pod's value, RV(rows[].available) the bound, and the row also
+      has C(constraint) (for example V(Container max)) and C(scope) (the container or the pod).
+  returned: success, or failure after the check ran
+  type: list
+  elements: dict
+  contains:
+    quota:
+      description: The name of the ResourceQuota, ClusterResourceQuota or LimitRange.
+      type: str
+    kind:
+      description: V(ResourceQuota), V(ClusterResourceQuota) or V(LimitRange).
+      type: str
+    resource:
+      description: The resource as the quota names it, for example V(limits.memory) or V(pods).
+      type: str
+    needed:
+      description: What the DaemonSet needs beyond what its current version already holds.
+      type: str
+    available:
+      description: Hard minus used.
+      type: str
+    shortfall:
+      description: How much is missing; V(0) when it fits.
+      type: str
+    fits:
+      description: Whether this row fits.
+      type: bool
+  sample:
+    - quota: compute
+      kind: ResourceQuota
+      resource: limits.memory
+      needed: 2000Mi
+      available: 1500Mi
+      shortfall: 500Mi
+      fits: false
+eligible_nodes:
+  description: How many nodes the DaemonSet puts a pod on.
+  returned: success, or failure after the check ran
+  type: int
+  sample: 20
+nodes:
+  description: All nodes, the eligible ones, and how many were excluded for each reason.
+  returned: success, or failure after the check ran
+  type: dict
+  sample:
+    total: 21
+    eligible: 20
+    excluded:
+      with untolerated taint dedicated=gpu:NoSchedule: 1
+footprint:
+  description: What one pod counts against a quota, per resource.
+  returned: success, or failure after the check ran
+  type: dict
+  sample: {"cpu": "250m", "limits.cpu": "1000m", "limits.memory": "100Mi", "memory": "50Mi", "pods": "1"}
+footprint_explained:
+  description: How each footprint figure was reached.
+  returned: success, or failure after the check ran
+  type: dict
+  sample: {"limits.memory": "20Mi x 5 containers"}
+existing:
+  description: The live pods of the current DaemonSet of the same name, whose usage is subtracted; null when there is none.
+  returned: success, or failure after the check ran
+  type: dict
+  sample: {"pods": 20}
+shortfalls:
+  description: One sentence per quota resource or LimitRange constraint that does not fit.
+  returned: success, or failure after the check ran
+  type: list
+  elements: str
+  sample:
+    - '20Mi x 5 containers x 20 nodes = 2000Mi limits.memory needed, 1500Mi available in ResourceQuota "compute"
+      (namespace k8s-image-puller): short by 500Mi'
+messages:
+  description: The summary, the arithmetic of every row in words, and the notes.
+  returned: success, or failure after the check ran
+  type: list
+  elements: str
+notes:
+  description:
+    - "What was skipped or assumed, for example V(ClusterResourceQuota API not present: skipped), quotas whose scopes do
+      not match the pods, or a quota whose used figures are not computed yet (counted as 0)."
+  returned: success, or failure after the check ran
+  type: list
+  elements: str
+summary:
+  description: One line with the eligible nodes and the footprint of one pod.
+  returned: success, or failure after the check ran
+  type: str
+daemonset:
+  description: The name of the DaemonSet.
+  returned: success, or failure after the check ran
+  type: str
+namespace:
+  description: The namespace of the DaemonSet.
+  returned: success, or failure after the check ran
+  type: str
+"""
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import auth_argument_spec, new_module
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import run
+
+
+def main() -> None:
+    argument_spec = auth_argument_spec()
+    argument_spec.update(
+        definition={"type": "dict", "required": True},
+        namespace={"type": "str"},
+        fail_on_insufficient={"type": "bool", "default": True},
+    )
+    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        module.exit_json(**run(module))
+    except ImagePullerError as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+
+
+if __name__ == "__main__":
+    main()
