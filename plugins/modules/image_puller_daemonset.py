@@ -9,7 +9,7 @@ module: image_puller_daemonset
 short_description: Apply an image puller DaemonSet and wait until every eligible node runs it
 version_added: 1.0.0
 author:
-  - kip.image_puller developers
+  - kip.image_puller developers (@kip-image-puller)
 description:
   - Applies a DaemonSet with server-side apply under the field manager V(kip.image_puller), forcing conflicts, so the
     fields the definition sets belong to this module.

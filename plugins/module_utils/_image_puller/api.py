@@ -20,10 +20,9 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.cli
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 
 try:
-    from kubernetes.client.rest import ApiException
     from kubernetes.dynamic.exceptions import DynamicApiError
 except ImportError:  # the client is checked for by AnsibleK8SModule
-    ApiException = DynamicApiError = Exception
+    DynamicApiError = Exception
 
 FIELD_MANAGER = "kip.image_puller"
 DRY_RUN_ALL = "All"
@@ -116,12 +115,11 @@ class DaemonSetApi:
             with contextlib.closing(stream):
                 for event in stream:
                     yield event.get("type"), event.get("raw_object") or {}
-        except ApiException as exc:
-            if api_status(exc) in (401, 403):
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # an ApiException (the watch turns ERROR events into one) or a dropped connection
+            status = api_status(exc)
+            if status in (401, 403):
                 raise ImagePullerError(f"could not {action}: {api_error_message(exc)}") from exc
-            if api_status(exc) != 410:
+            if status != 410:
+                # 410 Gone only means the resourceVersion is too old; anything else gets a pause before the caller lists again
                 time.sleep(BROKEN_WATCH_PAUSE)
-            # 410 Gone: the resourceVersion is too old; the caller lists again
-        except Exception:  # pylint: disable=broad-exception-caught
-            # a dropped connection or an expired resourceVersion: the caller lists again, after a pause
-            time.sleep(BROKEN_WATCH_PAUSE)

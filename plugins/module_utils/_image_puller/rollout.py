@@ -47,7 +47,7 @@ def observe(api: Any, *, since: datetime.datetime | None = None) -> tuple[Rollou
     if daemonset is None:
         return None, None
     selector = readiness.label_selector((daemonset.get("spec") or {}).get("selector"))
-    pods, _ = api.list_pods(selector)
+    pods = api.list_pods(selector)[0]
     state = readiness.evaluate(daemonset, pods)
     problems = [] if state.done else diagnosis.diagnose(daemonset, pods, api.list_events(), since=since)
     return Rollout(daemonset=daemonset, state=state, problems=problems), (daemonset.get("metadata") or {}).get("resourceVersion")

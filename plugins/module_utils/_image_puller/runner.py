@@ -86,7 +86,7 @@ def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait
         if wait:
             seen = rollout.wait_for_rollout(api, timeout=remaining(), since=_applied_at(applied.after))
         else:
-            seen, _ = rollout.observe(api, since=_applied_at(applied.after))
+            seen = rollout.observe(api, since=_applied_at(applied.after))[0]
     except ImagePullerError as exc:
         if "result" in exc.result:
             exc.result["result"] = _shown(exc.result["result"])

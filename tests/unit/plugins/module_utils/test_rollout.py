@@ -135,7 +135,7 @@ def test_a_pull_failure_is_not_hopeless_while_a_pod_is_still_missing(clock):
     ],
 )
 def test_is_hopeless(clock, pods, hopeless):
-    seen, _ = rollout.observe(ScriptedApi(clock, (obj("daemonset"), pods)))
+    seen = rollout.observe(ScriptedApi(clock, (obj("daemonset"), pods)))[0]
     assert rollout.is_hopeless(seen) is hopeless
 
 
