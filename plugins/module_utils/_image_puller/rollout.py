@@ -54,11 +54,17 @@ def observe(api: Any, *, since: datetime.datetime | None = None) -> tuple[Rollou
 
 
 def is_hopeless(rollout: Rollout) -> bool:
-    """Every pod the rollout waits for exists and fails only for reasons no waiting fixes."""
+    """Every updated pod that is not ready fails, and every problem is of a kind no waiting fixes.
+
+    Pods not yet created do not make it hopeful: a rolling update creates the
+    next pod only once the last one is available, so a pull failure blocks it.
+    A refusal to create pods (FailedCreate) or an unschedulable pod does, since
+    a quota or a node can change meanwhile.
+    """
     state = rollout.state
-    if state.done or state.missing_pods or not state.not_ready_pods:
+    if state.done or not state.not_ready_pods:
         return False
-    return all(diagnosis.hopeless(diagnosis.pod_problems(pod)) for pod in state.not_ready_pods)
+    return diagnosis.hopeless(rollout.problems) and all(diagnosis.pod_problems(pod) for pod in state.not_ready_pods)
 
 
 def _failure(api: Any, rollout: Rollout, headline: str) -> ImagePullerError:

@@ -24,6 +24,8 @@ def failing_pod(node):
 
 ALL_READY = [ready_pod("kwok-node-0"), ready_pod("kwok-node-1"), ready_pod("kwok-node-2")]
 ONE_FAILING = [ready_pod("kwok-node-0"), failing_pod("kwok-node-1"), ready_pod("kwok-node-2")]
+STALLED_UPDATE = [ready_pod("kwok-node-0"), failing_pod("kwok-node-1"),
+                  obj("ready_pod", **{"metadata.name": "old", "spec.nodeName": "kwok-node-2", "metadata.labels.pod-template-generation": "1"})]
 MID_ROLLOUT = obj("daemonset", **{"status.numberReady": 2, "status.numberAvailable": 2})
 
 
@@ -116,7 +118,7 @@ def test_a_pull_failure_that_clears_within_the_grace_period_is_waited_out(clock)
     assert rollout.wait_for_rollout(api, timeout=300, grace=30, clock=clock).state.done
 
 
-def test_a_pull_failure_is_not_hopeless_while_a_pod_is_still_missing(clock):
+def test_a_pull_failure_is_not_hopeless_while_the_controller_is_refused_pods(clock):
     api = ScriptedApi(clock, (obj("daemonset"), ONE_FAILING[:2], [obj("failed_create_event")]))
     with pytest.raises(ImagePullerError) as raised:
         rollout.wait_for_rollout(api, timeout=90, grace=30, clock=clock)
@@ -129,13 +131,16 @@ def test_a_pull_failure_is_not_hopeless_while_a_pod_is_still_missing(clock):
     ("pods", "hopeless"),
     [
         pytest.param(ONE_FAILING, True, id="every pod not ready failing to pull is hopeless"),
-        pytest.param(ONE_FAILING[:2], False, id="a missing pod may still come, so not hopeless"),
+        pytest.param(STALLED_UPDATE, True, id="an update stalled on a new pod that cannot pull is hopeless"),
         pytest.param(ONE_FAILING[:2] + [obj("unschedulable_pod")], False, id="an unschedulable pod may still get room"),
+        pytest.param(ONE_FAILING[:2] + [obj("pull_failing_pod", **{"spec.nodeName": "kwok-node-2", "status.containerStatuses.1.state":
+                                                                    {"waiting": {"reason": "ContainerCreating"}}})],
+                     False, id="a pod still creating its containers may yet succeed"),
         pytest.param(ALL_READY, False, id="all pods ready is not hopeless"),
     ],
 )
 def test_is_hopeless(clock, pods, hopeless):
-    seen = rollout.observe(ScriptedApi(clock, (obj("daemonset"), pods)))[0]
+    seen = rollout.observe(ScriptedApi(clock, (obj("daemonset", **{"status.updatedNumberScheduled": 2}), pods)))[0]
     assert rollout.is_hopeless(seen) is hopeless
 
 

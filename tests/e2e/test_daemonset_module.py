@@ -1,0 +1,233 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""kip.image_puller.image_puller_daemonset run for real, through ansible-playbook, against the local cluster.
+
+The connection comes only from K8S_AUTH_KUBECONFIG (KUBECONFIG is removed), the
+way AWX's Kubernetes credential hands it over.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support import wait_for
+
+pytestmark = pytest.mark.cluster
+
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+NAME = "puller"
+PLAIN_NODES = 3  # kwok-node-0..2; the tainted GPU node is not tolerated here
+
+
+def container(name: str, image: str) -> dict:
+    """A container PodSecurity `restricted` admits, with requests and limits (quota-ready)."""
+    return {
+        "name": name,
+        "image": image,
+        "command": ["/sleep", "infinity"],
+        "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}, "limits": {"cpu": "20m", "memory": "16Mi"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+
+def daemonset(namespace: str, *images: str, labels: dict | None = None) -> dict:
+    labels = labels or {"app.kubernetes.io/name": "kubernetes-image-puller", "app.kubernetes.io/instance": NAME}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": NAME, "namespace": namespace, "labels": {**labels, "app.kubernetes.io/managed-by": "kip.image_puller"}},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [container(f"image-{i}", image) for i, image in enumerate(images or ("registry.example/java:17",))],
+                },
+            },
+        },
+    }
+
+
+class Run:
+    """One ansible-playbook run of one module task: its result and the play's outcome."""
+
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.proc = proc
+        try:
+            report = json.loads(proc.stdout)
+        except ValueError as exc:
+            raise AssertionError(f"ansible-playbook did not print JSON (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+        self.result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.result.get("failed"))
+
+    def __getitem__(self, key):
+        return self.result[key]
+
+
+@pytest.fixture(name="module")
+def fixture_module(cluster_env, tmp_path):
+    env = {key: value for key, value in cluster_env.items() if key != "KUBECONFIG"}
+    env.update(ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+
+    def run(*flags: str, **params) -> Run:
+        playbook = tmp_path / "playbook.yml"
+        playbook.write_text(yaml.safe_dump([{
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [{"name": "image_puller_daemonset", "kip.image_puller.image_puller_daemonset": params}],
+        }]))
+        proc = subprocess.run(
+            [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
+             *flags, str(playbook)],
+            env=env, capture_output=True, text=True, check=False, timeout=600,
+        )
+        return Run(proc)
+
+    return run
+
+
+@pytest.fixture(name="restricted")
+def fixture_restricted(kubectl):
+    """A fresh namespace e2e-ds-*, enforcing PodSecurity restricted as the role's namespaces do; deleted afterwards."""
+    name = f"e2e-ds-{uuid.uuid4().hex[:8]}"
+    kubectl.apply({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    wait_for(lambda: kubectl.run("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+             timeout=30, what=f"the default ServiceAccount of namespace {name}")
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def pods_of(kubectl, namespace: str) -> list:
+    return kubectl.json("get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={NAME}")["items"]
+
+
+def test_create_reports_changed_and_a_second_apply_does_not(module, restricted, kubectl):
+    first = module(definition=daemonset(restricted, "registry.example/java:17", "registry.example/node:20"))
+    assert not first.failed, first["msg"]
+    assert first["changed"] is True and first["recreated"] is False
+    summary = first["summary"]
+    assert (summary["desired"], summary["ready"], summary["updated"], summary["available"]) == (PLAIN_NODES,) * 4
+    assert summary["images"] == [{"container": "image-0", "image": "registry.example/java:17"},
+                                 {"container": "image-1", "image": "registry.example/node:20"}]
+    assert sorted(node["node"] for node in summary["nodes"]) == [f"kwok-node-{i}" for i in range(PLAIN_NODES)]
+    assert all(node["ready"] and node["updated"] for node in summary["nodes"])
+    assert first["problems"] == []
+    assert "managedFields" not in first["result"]["metadata"]
+
+    live = kubectl.json("get", "daemonset", NAME, "-n", restricted)
+    assert {entry["manager"] for entry in live["metadata"]["managedFields"]} >= {"kip.image_puller"}
+
+    second = module(definition=daemonset(restricted, "registry.example/java:17", "registry.example/node:20"))
+    assert not second.failed, second["msg"]
+    assert second["changed"] is False
+    assert kubectl.json("get", "daemonset", NAME, "-n", restricted)["metadata"]["resourceVersion"] == live["metadata"]["resourceVersion"]
+
+
+def test_check_mode_reports_the_change_and_the_diff_but_leaves_the_cluster_alone(module, restricted, kubectl):
+    assert not module(definition=daemonset(restricted, "registry.example/java:17")).failed
+    before = kubectl.json("get", "daemonset", NAME, "-n", restricted)
+
+    checked = module("--check", "--diff", definition=daemonset(restricted, "registry.example/java:21"))
+    assert not checked.failed, checked["msg"]
+    assert checked["changed"] is True
+    diff = checked["diff"]
+    assert diff["before"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/java:17"
+    assert diff["after"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/java:21"
+    after = kubectl.json("get", "daemonset", NAME, "-n", restricted)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/java:17"
+
+    real = module("--diff", definition=daemonset(restricted, "registry.example/java:21"))
+    assert not real.failed, real["msg"]
+    assert real["changed"] is True
+    assert real["diff"]["after"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/java:21"
+    assert real["summary"]["updated"] == PLAIN_NODES
+    images = {pod["spec"]["containers"][0]["image"] for pod in pods_of(kubectl, restricted) if not pod["metadata"].get("deletionTimestamp")}
+    assert images == {"registry.example/java:21"}
+
+
+def test_a_new_selector_recreates_the_daemonset_and_says_why(module, restricted, kubectl):
+    assert not module(definition=daemonset(restricted)).failed
+    old_uid = kubectl.json("get", "daemonset", NAME, "-n", restricted)["metadata"]["uid"]
+
+    labels = {"app.kubernetes.io/name": "kubernetes-image-puller", "app.kubernetes.io/instance": NAME, "tier": "cache"}
+    checked = module("--check", definition=daemonset(restricted, labels=labels))
+    assert checked["changed"] is True and checked["recreated"] is True
+    assert kubectl.json("get", "daemonset", NAME, "-n", restricted)["metadata"]["uid"] == old_uid
+
+    recreated = module(definition=daemonset(restricted, labels=labels))
+    assert not recreated.failed, recreated["msg"]
+    assert recreated["changed"] is True and recreated["recreated"] is True
+    assert recreated["recreate_reason"].startswith("spec.selector is immutable and changes from")
+    live = kubectl.json("get", "daemonset", NAME, "-n", restricted)
+    assert live["metadata"]["uid"] != old_uid
+    owners = {ref["uid"] for pod in pods_of(kubectl, restricted) for ref in pod["metadata"]["ownerReferences"]}
+    assert owners == {live["metadata"]["uid"]}
+    assert recreated["summary"]["ready"] == PLAIN_NODES
+
+
+def test_an_image_that_cannot_be_pulled_fails_early_naming_image_node_and_reason(module, restricted):
+    started = time.monotonic()
+    failed = module(definition=daemonset(restricted, "registry.example/java:17", "registry.example/app:pull-fails"), wait_timeout=240)
+    assert failed.failed
+    assert time.monotonic() - started < 180, "gave up on the hopeless pull before the timeout"
+    assert "the rollout cannot finish" in failed["msg"]
+    for node in range(PLAIN_NODES):
+        assert (f'image "registry.example/app:pull-fails" (container "image-1") on node "kwok-node-{node}": ImagePullBackOff'
+                in failed["msg"]), failed["msg"]
+    problems = failed["problems"]
+    assert sorted(p["node"] for p in problems) == [f"kwok-node-{i}" for i in range(PLAIN_NODES)]
+    assert {(p["image"], p["container"], p["reason"]) for p in problems} == {
+        ("registry.example/app:pull-fails", "image-1", "ImagePullBackOff")}
+    assert failed["changed"] is True and failed["summary"]["desired"] == PLAIN_NODES
+
+
+def test_a_timeout_fails_with_the_problems_found(module, restricted):
+    failed = module(definition=daemonset(restricted, "registry.example/app:pull-fails"), wait_timeout=15)
+    assert failed.failed
+    assert "the rollout did not finish within 15" in failed["msg"] or "the rollout cannot finish" in failed["msg"]
+    assert "ImagePullBackOff" in failed["msg"] and 'on node "kwok-node-' in failed["msg"]
+
+
+def test_absent_deletes_the_daemonset_and_waits_for_its_pods(module, restricted, kubectl):
+    assert not module(definition=daemonset(restricted)).failed
+    assert len(pods_of(kubectl, restricted)) == PLAIN_NODES
+
+    checked = module("--check", state="absent", definition=daemonset(restricted))
+    assert checked["changed"] is True
+    assert kubectl.run("get", "daemonset", NAME, "-n", restricted, check=False).returncode == 0
+
+    removed = module(state="absent", definition={"metadata": {"name": NAME, "namespace": restricted}})
+    assert not removed.failed, removed["msg"]
+    assert removed["changed"] is True
+    assert kubectl.run("get", "daemonset", NAME, "-n", restricted, check=False).returncode != 0
+    assert pods_of(kubectl, restricted) == []
+
+    again = module(state="absent", definition={"metadata": {"name": NAME, "namespace": restricted}})
+    assert not again.failed and again["changed"] is False
+
+
+def test_a_missing_namespace_is_a_clear_error(module):
+    failed = module(definition=daemonset("e2e-ds-does-not-exist"))
+    assert failed.failed
+    assert "DaemonSet e2e-ds-does-not-exist/puller: could not apply it" in failed["msg"]
+    assert 'namespaces "e2e-ds-does-not-exist" not found' in failed["msg"]
