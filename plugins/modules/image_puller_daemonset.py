@@ -18,10 +18,12 @@ description:
   - Waits by watching the DaemonSet until the rollout is done by C(kubectl rollout status)'s rule
     (C(observedGeneration) at least C(generation), C(updatedNumberScheduled) and C(numberAvailable) at least
     C(desiredNumberScheduled)) and every pod of the current template has all its containers ready.
-  - When the wait fails, or when every pod that is not ready has failed for 60 seconds to pull an image or to create a
-    container, the module fails with one line per problem naming the image, the container, the node and the reason
-    (for example C(ImagePullBackOff), C(ErrImagePull), C(CreateContainerConfigError), C(Unschedulable), or a
-    C(FailedCreate) refusal such as an exceeded quota), and returns the same in RV(problems).
+  - When O(wait_timeout) runs out, the module fails with one line per problem naming the image, the container, the
+    node and the reason (for example C(ImagePullBackOff), C(ErrImagePull), C(CreateContainerConfigError),
+    C(CrashLoopBackOff), C(Unschedulable), or a C(FailedCreate) refusal such as an exceeded quota), and returns the
+    same in RV(problems).
+  - It fails that way before the timeout when, for 60 seconds, every updated pod that is not ready has failed to pull
+    an image or to create a container and nothing else is wrong, since no waiting fixes that.
   - With O(state=absent) deletes the DaemonSet in the foreground and waits until its pods are gone.
   - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 options:
@@ -138,8 +140,7 @@ RETURN = r"""
 result:
   description:
     - The DaemonSet as the API server returned it, without C(metadata.managedFields).
-    - With O(state=present), the last state seen while waiting (or the applied object if O(wait=false) or in check
-      mode).
+    - With O(state=present), the DaemonSet as last read (in check mode, as the server-side dry run returned it).
     - With O(state=absent), the DaemonSet as it was before the deletion; empty if there was none.
   returned: always
   type: dict
