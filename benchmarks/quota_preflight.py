@@ -68,7 +68,8 @@ def fake_node(i: int) -> dict:
                      "annotations": {"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
         "spec": {"podCIDR": f"10.{i // 256 % 256}.{i % 256}.0/24", "taints": taints},
         "status": {"capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}, "allocatable": {"cpu": "3900m", "memory": "15Gi", "pods": "110"},
-                   "conditions": [{"type": t, "status": "False", "reason": "KubeletHasSufficient" + t} for t in ("MemoryPressure", "DiskPressure", "PIDPressure")]
+                   "conditions": [{"type": t, "status": "False", "reason": "KubeletHasSufficient" + t}
+                                  for t in ("MemoryPressure", "DiskPressure", "PIDPressure")]
                    + [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
                    "images": [{"names": [f"registry.example/library/image-{j}@sha256:{j:064d}", f"registry.example/library/image-{j}:v{j}"],
                                "sizeBytes": 10_000_000 + j} for j in range(30)],

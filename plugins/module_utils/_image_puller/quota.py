@@ -258,7 +258,8 @@ def _quota_rows(check: Check, source: QuotaSource, *, footprint: Footprint, node
             total = footprint.usage[resource] * nodes
             explain = footprint.explain.get(resource, "")
             already = held.get(resource, Fraction(0))
-            held_text = f'{_fmt(already, resource, footprint.units.get(resource, ""))} already held by the {tally.live if tally else 0} pods of DaemonSet "{daemonset}"'
+            held_text = (f'{_fmt(already, resource, footprint.units.get(resource, ""))} already held by the '
+                         f'{tally.live if tally else 0} pods of DaemonSet "{daemonset}"')
         else:
             continue
         suffix = footprint.units.get(resource) or source.units.get(resource, "")
@@ -299,7 +300,8 @@ def _limit_range_rows(check: Check, limit_range: dict[str, Any], footprint: Foot
         check.rows.append({
             "quota": name, "kind": "LimitRange", "resource": resource, "constraint": f"{item_type} {constraint}", "scope": who,
             "needed": shown(value), "available": shown(bound) if constraint == "maxLimitRequestRatio" else _fmt(bound, res_name, suffix),
-            "shortfall": "not set" if (bad and value is None) else (format_quantity(shortfall) if constraint == "maxLimitRequestRatio" else _fmt(shortfall, res_name, suffix)),
+            "shortfall": ("not set" if (bad and value is None)
+                          else format_quantity(shortfall) if constraint == "maxLimitRequestRatio" else _fmt(shortfall, res_name, suffix)),
             "fits": not bad,
         })
         if bad:

@@ -216,7 +216,8 @@ def test_a_quota_on_limits_refuses_pods_whose_containers_set_none():
     assert result["fits"] is False
     row = rows_by_resource(result)[("compute", "limits.memory")]
     assert (row["needed"], row["shortfall"]) == ("not set", "every pod refused")
-    assert result["shortfalls"][0].startswith(f'ResourceQuota "compute" (namespace {NS}) tracks limits.memory, but container "img0", container "img1" set no memory limit')
+    assert result["shortfalls"][0].startswith(
+        f'ResourceQuota "compute" (namespace {NS}) tracks limits.memory, but container "img0", container "img1" set no memory limit')
 
 
 def test_a_limit_range_default_satisfies_a_quota_on_limits():
