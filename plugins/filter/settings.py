@@ -18,15 +18,23 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.set
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.upstream import configmap_data
 
 
-def image_puller_settings(value, reserved=None):
-    """A mapping of image_puller_* variables -> checked, normalised settings (prefix dropped)."""
+def image_puller_settings(value, reserved=None, require_images=True, report=False):
+    """A mapping of image_puller_* variables -> checked, normalised settings (prefix dropped).
+
+    With report=True nothing is raised: the result is {"settings": ..., "errors": [...]}, so a
+    task can fail with a clean message listing the problems.
+    """
     if not isinstance(value, dict):
         raise AnsibleFilterError(f"image_puller_settings expects a mapping of image_puller_* variables, got {type(value).__name__}")
     try:
         # YAML reads JSON as well, so the upstream JSON strings and YAML text both work.
-        return normalise(dict(value), load_text=yaml.safe_load, reserved=tuple(reserved or ("copy-sleep",)))
+        settings = normalise(dict(value), load_text=yaml.safe_load, reserved=tuple(reserved or ("copy-sleep",)),
+                             require_images=bool(require_images))
     except SettingsError as exc:
+        if report:
+            return {"settings": {}, "errors": exc.errors}
         raise AnsibleFilterError(str(exc)) from exc
+    return {"settings": settings, "errors": []} if report else settings
 
 
 def upstream_config(value):

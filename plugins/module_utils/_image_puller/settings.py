@@ -217,17 +217,19 @@ class _Checker:
         return names
 
 
-def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",)) -> dict:
+def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), require_images: bool = True) -> dict:
     """Check the role variables in ``raw`` (keyed by their full ``image_puller_*`` names).
 
     Returns the settings without the prefix, with proper types; raises :class:`SettingsError`
-    listing every problem. ``load_text`` parses string forms of mappings and lists (JSON by
+    listing every problem. ``require_images=False`` accepts an empty image list (removal needs
+    none). ``load_text`` parses string forms of mappings and lists (JSON by
     default; the filter plugin passes a YAML loader, which reads JSON too).
     """
     check = _Checker(raw, load_text)
     out: dict = {}
     try:
-        out["images"] = parse_images(raw.get(PREFIX + "images"), reserved=tuple(reserved))
+        out["images"] = parse_images(raw.get(PREFIX + "images"), reserved=tuple(reserved),
+                                     allow_empty=not require_images)
     except ImageListError as exc:
         check.errors.extend(exc.errors)
     label = "a DNS-1123 label (lowercase letters, digits, '-', at most 63)"

@@ -61,3 +61,13 @@ def test_upstream_config_rejects_raw_variables():
 def test_filter_modules_list_their_filters():
     assert set(images.FilterModule().filters()) == {"image_list", "upstream_images"}
     assert set(settings.FilterModule().filters()) == {"image_puller_settings", "upstream_config"}
+
+
+def test_settings_filter_can_report_instead_of_failing():
+    out = settings.image_puller_settings({**DEFAULTS, "image_puller_namespace": "Bad", "image_puller_images": "X=y"}, report=True)
+    assert out["settings"] == {} and len(out["errors"]) == 2
+    assert settings.image_puller_settings(DEFAULTS, report=True)["errors"] == []
+
+
+def test_settings_filter_accepts_an_empty_image_list_for_removal():
+    assert settings.image_puller_settings({**DEFAULTS, "image_puller_images": []}, require_images=False)["images"] == []
