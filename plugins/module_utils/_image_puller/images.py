@@ -51,13 +51,13 @@ def reference_problem(reference: str) -> str | None:
         return "it is empty"
     if reference != reference.strip() or any(c.isspace() for c in reference):
         return "it must not contain whitespace"
-    name, _, digest = reference.partition("@")
+    name, _at, digest = reference.partition("@")
     if digest:
         if "@" in digest:
             return "it contains more than one '@'"
         if not DIGEST.fullmatch(digest):
             return f"digest \"{digest}\" must be <algorithm>:<hex, at least 32 digits>"
-        algorithm, _, encoded = digest.partition(":")
+        algorithm, _colon, encoded = digest.partition(":")
         expected = DIGEST_HEX_LENGTH.get(algorithm)
         if expected and len(encoded) != expected:
             return f"a {algorithm} digest has {expected} hex digits, got {len(encoded)}"
@@ -106,7 +106,7 @@ def _entries_from_string(text: str, variable: str, errors: list[str]) -> list[tu
         if "=" not in entry:
             errors.append(f"entry \"{entry}\" in {variable}: expected name=image, there is no '='")
             continue
-        name, _, image = entry.partition("=")
+        name, _eq, image = entry.partition("=")
         name, image = name.strip(), image.strip()
         if "=" in image:
             errors.append(f"entry \"{entry}\" in {variable}: expected name=image, there is more than one '='")
