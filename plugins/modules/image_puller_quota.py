@@ -9,7 +9,7 @@ module: image_puller_quota
 short_description: Check before deploying that an image puller DaemonSet fits the namespace's quotas and limit ranges
 version_added: 1.0.0
 author:
-  - kip.image_puller developers
+  - kip.image_puller developers (@kip-image-puller)
 description:
   - "A pre-flight assertion for a DaemonSet: computes what its pods will count against every quota of the namespace and
     fails the task (with O(fail_on_insufficient=true), the default) when they do not fit, before anything is applied.

@@ -29,8 +29,12 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quo
 
 try:
     from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
-except ImportError:  # the client is checked for by AnsibleK8SModule
-    DynamicApiError = ResourceNotFoundError = Exception
+except ImportError:  # the client is checked for by AnsibleK8SModule; these stand-ins are never raised
+    class DynamicApiError(Exception):  # type: ignore[no-redef]
+        """Stand-in when the kubernetes client is missing."""
+
+    class ResourceNotFoundError(Exception):  # type: ignore[no-redef]
+        """Stand-in when the kubernetes client is missing."""
 
 PAGE_SIZE = 500
 CLUSTER_QUOTA_API = "quota.openshift.io/v1"

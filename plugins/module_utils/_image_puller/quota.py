@@ -20,11 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Iterable
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.footprint import (
-    VALIDATED_RESOURCES,
-    Footprint,
-    pod_footprint,
-)
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.footprint import Footprint, pod_footprint
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, Placement, place
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import (
     format_quantity,
@@ -288,21 +284,23 @@ def _quota_rows(check: Check, source: QuotaSource, *, footprint: Footprint, node
 def _limit_range_rows(check: Check, limit_range: dict[str, Any], footprint: Footprint, namespace: str) -> None:
     name = _name(limit_range)
     label = f'LimitRange "{name}" (namespace {namespace})'
+
     def row(item_type: str, constraint: str, resource: str, who: str, value: Fraction | None, bound: Fraction, bad: bool, text: str) -> None:
         res_name = resource.split(".")[-1]
         suffix = footprint.units.get(resource) or footprint.units.get(f"requests.{res_name}", "")
-        if constraint == "maxLimitRequestRatio":
-            shown = (lambda v: "none" if v is None else format_quantity(v))
-            shortfall = (value - bound) if (bad and value is not None) else Fraction(0)
+        ratio = constraint == "maxLimitRequestRatio"
+
+        def shown(quantity: Fraction) -> str:
+            return format_quantity(quantity) if ratio else _fmt(quantity, res_name, suffix)
+
+        if value is None:
+            needed, shortfall = "not set", "not set"
         else:
-            shown = (lambda v: "not set" if v is None else _fmt(v, res_name, suffix))
-            shortfall = abs(value - bound) if (bad and value is not None) else Fraction(0)
+            needed = shown(value)
+            shortfall = shown(abs(value - bound) if bad else Fraction(0))
         check.rows.append({
             "quota": name, "kind": "LimitRange", "resource": resource, "constraint": f"{item_type} {constraint}", "scope": who,
-            "needed": shown(value), "available": shown(bound) if constraint == "maxLimitRequestRatio" else _fmt(bound, res_name, suffix),
-            "shortfall": ("not set" if (bad and value is None)
-                          else format_quantity(shortfall) if constraint == "maxLimitRequestRatio" else _fmt(shortfall, res_name, suffix)),
-            "fits": not bad,
+            "needed": needed, "available": shown(bound), "shortfall": shortfall, "fits": not bad,
         })
         if bad:
             message = f"{label}: {text}"
