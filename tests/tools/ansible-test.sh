@@ -30,6 +30,15 @@ log=$root/$command.log
 command -v ansible-test >/dev/null || { echo "error: ansible-test not on PATH (run: make venv)" >&2; exit 2; }
 python=$(command -v python3)
 
+# The project promise is "no sanity ignores": an entry would hide the finding it names.
+if [ "$command" = sanity ]; then
+  ignored=$(grep -HnvE '^[[:space:]]*$' "$repo"/tests/sanity/ignore-*.txt 2>/dev/null) || true
+  if [ -n "$ignored" ]; then
+    printf 'error: tests/sanity/ignore-*.txt must stay empty; fix these instead of ignoring them:\n%s\n' "$ignored" >&2
+    exit 1
+  fi
+fi
+
 # ---- 1. the collection, as git sees it --------------------------------------------------------------
 mkdir -p "$dest"
 want=$(mktemp)
