@@ -85,17 +85,61 @@ if [ ! -e "$get_pip" ] || grep -q 'kip.image_puller get-pip stand-in' "$get_pip"
 fi
 
 # ---- 4. run -----------------------------------------------------------------------------------------
-args=(--venv --python "$python_version" --color no)
+# Modules support Python >= 3.10 and the controller 3.11-3.13, so sanity also runs compile and import on
+# whichever of the other versions this machine has (ANSIBLE_TEST_EXTRA_PYTHONS="" turns that off).
+extra_pythons=${ANSIBLE_TEST_EXTRA_PYTHONS-3.10 3.12 3.13}
+[ "$command" = sanity ] && [ $# -eq 0 ] || extra_pythons=
+
+# Prints a working interpreter for version $1. A pyenv shim for a version that is installed but not
+# selected exists on PATH yet fails, so every candidate is tried.
+find_python() {
+  local candidate
+  for candidate in "$(command -v "python$1" || true)" "${PYENV_ROOT:-$HOME/.pyenv}/versions/$1".*/bin/"python$1"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c '' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
 if [ "$command" = units ] && [ ! -d "$dest/tests/unit" ]; then
   echo "error: no tests/unit directory, nothing for ansible-test units to run" >&2
   exit 1
 fi
+
+bin=$root/bin
+rm -rf "$bin"
+mkdir -p "$bin"
+runs=("$python_version")
+notes=()
+for version in $extra_pythons; do
+  [ "$version" != "$python_version" ] || continue
+  if interpreter=$(find_python "$version"); then
+    ln -s "$interpreter" "$bin/python$version"
+    runs+=("$version")
+  else
+    notes+=("  compile/import on Python $version: skipped, no python$version found")
+  fi
+done
+
 echo "ansible-test $command in $dest (log: $log)"
 start=$SECONDS
-set +e
-(cd "$dest" && ansible-test "$command" "${args[@]}" "$@") 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-set -e
+: >"$log"
+rc=0
+for version in "${runs[@]}"; do
+  if [ "$version" = "$python_version" ]; then
+    run=(ansible-test "$command" --venv --python "$version" --color no "$@")
+  else
+    run=(ansible-test sanity --venv --python "$version" --color no --test compile --test import)
+  fi
+  echo "+ ${run[*]}" | tee -a "$log"
+  set +e
+  (cd "$dest" && PATH=$bin:$PATH "${run[@]}") 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+  [ "$status" -eq 0 ] || rc=$status
+done
 elapsed=$((SECONDS - start))
 
 # ---- summary ----------------------------------------------------------------------------------------
@@ -103,17 +147,22 @@ echo
 echo "==== ansible-test $command summary (${elapsed}s, rc=$rc) ===="
 if [ "$command" = sanity ]; then
   awk '
-    /^Running sanity test / { name = $4; gsub(/[\047"]/, "", name); order[++n] = name; status[name] = "ok" }
+    /^Running sanity test / {
+      name = substr($0, 21); gsub(/[\047"]/, "", name)
+      if (!(name in status)) order[++n] = name
+      status[name] = "ok"
+    }
     /^ERROR: Found [0-9]+ .* issue/ { status[name] = "FAILED"; count[name] = $3 }
     /^ERROR: Command .* returned exit status/ && name != "" { status[name] = "FAILED" }
     /^WARNING: Skipping sanity test / { skipped = skipped "\n  skipped: " substr($0, 10) }
     END {
-      for (i = 1; i <= n; i++) printf "  %-22s %s%s\n", order[i], status[order[i]], (count[order[i]] ? " (" count[order[i]] " issues)" : "")
+      for (i = 1; i <= n; i++) printf "  %-32s %s%s\n", order[i], status[order[i]], (count[order[i]] ? " (" count[order[i]] " issues)" : "")
       if (skipped) print substr(skipped, 2)
     }' "$log"
 else
   grep -E '^(=+ .* in [0-9.]+s|ERROR|FAILED )' "$log" | sed 's/^/  /' || true
 fi
+if [ ${#notes[@]} -gt 0 ]; then printf '%s\n' "${notes[@]}"; fi
 if [ "$rc" -ne 0 ]; then
   echo "FAILED: ansible-test $command (rc=$rc); details above and in $log"
 else
