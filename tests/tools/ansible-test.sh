@@ -10,7 +10,9 @@
 #      $KIP_CACHE/ansible-test/ansible_collections/kip/image_puller, deleting stale files;
 #   2. copies kubernetes.core from the site-packages of the `ansible` package beside it;
 #   3. puts an ensurepip-based stand-in where ansible-test caches get-pip (tests/tools/get_pip_offline.py);
-#   4. runs `ansible-test <command> --venv --python $ANSIBLE_TEST_PYTHON` there and prints a summary.
+#   4. runs `ansible-test <command> --venv --python $ANSIBLE_TEST_PYTHON` (default 3.11) there; for sanity
+#      also compile and import on the other supported Pythons found ($ANSIBLE_TEST_EXTRA_PYTHONS);
+#   5. prints a summary and exits non-zero if any run failed.
 # The per-test venvs are cached under ~/.ansible/test/venv, so only the first run needs PyPI.
 set -euo pipefail
 
