@@ -10,9 +10,10 @@ BIN := $(VENV)/bin
 CLUSTER := tests/cluster/cluster.sh
 # Everything below talks only to the local cluster: its kubeconfig, nothing from the environment.
 LOCAL_KUBECONFIG = $(shell $(CLUSTER) kubeconfig)
+CLUSTER_BIN = $(shell tests/cluster/build.sh paths 2>/dev/null | sed -n 's/^K8S_BIN=//p')
 LOCAL_ENV = env -u KUBECONFIG -u K8S_AUTH_HOST -u K8S_AUTH_API_KEY -u K8S_AUTH_CONTEXT \
 	-u K8S_AUTH_SSL_CA_CERT -u K8S_AUTH_VERIFY_SSL -u K8S_AUTH_USERNAME -u K8S_AUTH_PASSWORD \
-	K8S_AUTH_KUBECONFIG=$(LOCAL_KUBECONFIG) KUBECONFIG=$(LOCAL_KUBECONFIG) PATH=$(BIN):$(PATH)
+	K8S_AUTH_KUBECONFIG=$(LOCAL_KUBECONFIG) KUBECONFIG=$(LOCAL_KUBECONFIG) PATH=$(BIN):$(CLUSTER_BIN):$(PATH)
 
 .PHONY: help
 help: ## list the targets
@@ -44,7 +45,9 @@ cluster-status: ## show the local cluster
 
 ## ---- tests -------------------------------------------------------------------
 .PHONY: test unit e2e sanity units lint argspec-check molecule molecule-quota bench
-test: venv argspec-check unit lint sanity units cluster e2e molecule ## everything CI runs
+test: venv argspec-check unit lint sanity units ## everything CI runs: static gates, then both cluster flavours
+	$(MAKE) --no-print-directory cluster e2e molecule CLUSTER_FLAVOUR=kubernetes
+	$(MAKE) --no-print-directory cluster e2e molecule-quota CLUSTER_FLAVOUR=openshift
 
 unit: venv ## pytest unit tests of the pure logic
 	@rc=0; $(BIN)/pytest -q -m 'not cluster' tests/unit || rc=$$?; \
@@ -65,11 +68,17 @@ lint: venv ## ansible-lint, production profile
 argspec-check: venv ## defaults/main.yml and meta/argument_specs.yml hold the same keys and defaults
 	$(BIN)/python tests/tools/check_argument_specs.py roles/image_puller
 
-molecule: venv cluster ## molecule scenarios against the local cluster
+molecule: venv cluster ## molecule scenario `default` against the local cluster
 	$(LOCAL_ENV) $(BIN)/molecule test -s default
 
-bench: venv cluster ## benchmarks (print figures; no pass/fail)
-	$(LOCAL_ENV) $(BIN)/python benchmarks/run.py
+molecule-quota: venv ## molecule scenario `quota` (needs CLUSTER_FLAVOUR=openshift for its ClusterResourceQuota case)
+	CLUSTER_FLAVOUR=openshift $(CLUSTER) up >/dev/null
+	$(LOCAL_ENV) $(BIN)/molecule test -s quota
+
+bench: venv ## benchmarks: cluster start (replaces the running cluster) and quota pre-flight; prints figures
+	benchmarks/cluster_start.sh 3 1000
+	CLUSTER_NODES=5000 $(CLUSTER) up >/dev/null
+	$(LOCAL_ENV) $(BIN)/python benchmarks/quota_preflight.py
 
 ## ---- demo ---------------------------------------------------------------------
 .PHONY: demo
