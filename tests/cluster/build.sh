@@ -10,25 +10,29 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.env"
 KIP_CACHE=${KIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kip-image-puller}
 
-command -v go >/dev/null 2>&1 || {
-  echo "error: 'go' is not on PATH. The local cluster is built from Go modules;" >&2
-  echo "       install Go >= 1.26 (https://go.dev/doc/install) and run again." >&2
-  exit 2
-}
-go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
-if [ "${go_minor:-0}" -lt 26 ]; then
-  echo "error: Go $(go env GOVERSION) is too old; kwok ${KWOK_VERSION} and Kubernetes ${KUBE_VERSION} need Go >= 1.26." >&2
-  exit 2
-fi
-
 export GOMODCACHE=${GOMODCACHE_OVERRIDE:-$KIP_CACHE/go/mod}
 export GOCACHE=${GOCACHE_OVERRIDE:-$KIP_CACHE/go/build}
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
-mkdir -p "$GOMODCACHE" "$GOCACHE"
 
 k8s_bin=$KIP_CACHE/bin/kubernetes-$KUBE_VERSION
 etcd_bin=$KIP_CACHE/bin/etcd-$ETCD_VERSION
 kwok_bin=$KIP_CACHE/bin/kwok-$KWOK_VERSION
+
+# Go is needed only when something is missing from the cache.
+need_go() {
+  command -v go >/dev/null 2>&1 || {
+    echo "error: 'go' is not on PATH. The local cluster is built from Go modules;" >&2
+    echo "       install Go >= 1.26 (https://go.dev/doc/install) and run again." >&2
+    exit 2
+  }
+  local go_minor
+  go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+  if [ "${go_minor:-0}" -lt 26 ]; then
+    echo "error: Go $(go env GOVERSION) is too old; kwok ${KWOK_VERSION} and Kubernetes ${KUBE_VERSION} need Go >= 1.26." >&2
+    exit 2
+  fi
+  mkdir -p "$GOMODCACHE" "$GOCACHE"
+}
 
 log() { printf '[build] %s\n' "$*" >&2; }
 
@@ -37,6 +41,7 @@ have_all() { local d=$1; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; do
 build_kubernetes() {
   local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
   if have_all "$k8s_bin" "${bins[@]}"; then log "kubernetes $KUBE_VERSION: cached"; return; fi
+  need_go
   log "kubernetes $KUBE_VERSION: building ${bins[*]} (cold: tens of minutes on 2 cores)"
   local w; w=$(mktemp -d); trap 'rm -rf "$w"' RETURN
   local staging_ver="v0.${KUBE_VERSION#v1.}"
@@ -87,6 +92,7 @@ GO
 
 build_etcd() {
   if have_all "$etcd_bin" etcd; then log "etcd $ETCD_VERSION: cached"; return; fi
+  need_go
   log "etcd $ETCD_VERSION: building"
   local w; w=$(mktemp -d); trap 'rm -rf "$w"' RETURN
   (
@@ -103,6 +109,7 @@ build_etcd() {
 
 build_kwok() {
   if have_all "$kwok_bin" kwok kwokctl; then log "kwok $KWOK_VERSION: cached"; return; fi
+  need_go
   log "kwok $KWOK_VERSION: building"
   mkdir -p "$kwok_bin.tmp"
   GOBIN="$kwok_bin.tmp" go install -trimpath -ldflags "-s -w" \

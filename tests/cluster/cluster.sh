@@ -114,6 +114,26 @@ EOF
   echo "$out"
 }
 
+# The plain pool, kwok-node-0..N-1, created by parallel streams: the API server takes one
+# stream's creates one after another, and kwokctl's own `scale node` is one such stream.
+create_plain_nodes() {
+  local n=$1 streams=8 s pids=()
+  for ((s = 0; s < streams && s < n; s++)); do
+    awk -v from="$s" -v to="$n" -v step="$streams" 'BEGIN {
+      for (i = from; i < to; i += step) {
+        name = "kwok-node-" i
+        print "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: " name
+        print "  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: \"0\"}"
+        print "  labels: {kubernetes.io/arch: amd64, kubernetes.io/os: linux, kubernetes.io/hostname: " name ", type: kwok}"
+        print "status:\n  allocatable: {cpu: \"32\", memory: 256Gi, pods: \"110\"}"
+        print "  capacity: {cpu: \"32\", memory: 256Gi, pods: \"110\"}"
+        print "  nodeInfo: {architecture: amd64, operatingSystem: linux}"
+      } }' | kc create -f - >>"$KIP_CLUSTER_DIR/create.log" 2>&1 &
+    pids+=($!)
+  done
+  for s in "${pids[@]}"; do wait "$s" || die "creating the plain nodes failed; see $KIP_CLUSTER_DIR/create.log"; done
+}
+
 wait_nodes_ready() {
   local want=$1 deadline=$(( $(date +%s) + ${2:-600} )) ready=0
   while :; do
@@ -156,8 +176,7 @@ cmd_up() {
     die "kwokctl create cluster failed (log above; component logs in $cluster_dir/logs)"
   fi
   kc apply -f "$here/manifests/gpu-node.yaml" >/dev/null
-  kwokctl scale node --name "$CLUSTER_NAME" --replicas "$CLUSTER_NODES" >>"$KIP_CLUSTER_DIR/create.log" 2>&1 ||
-    die "kwokctl scale node failed; see $KIP_CLUSTER_DIR/create.log"
+  create_plain_nodes "$CLUSTER_NODES"
   if [ "$CLUSTER_FLAVOUR" = openshift ]; then
     kc apply -f "$here/manifests/openshift-crds.yaml" >/dev/null
     kc wait --for=condition=Established --timeout=60s \
@@ -187,7 +206,8 @@ cmd_down() {
     # shellcheck disable=SC2086
     [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
   fi
-  rm -rf "$KWOK_WORKDIR" "$state_file"
+  rm -rf "$KWOK_WORKDIR" "$state_file" "$KIP_CLUSTER_DIR/kwok.yaml" "$KIP_CLUSTER_DIR/create.log"
+  rmdir "$KIP_CLUSTER_DIR" 2>/dev/null || true
   [ -z "$(cluster_pids)" ] || die "processes of the cluster are still running: $(cluster_pids | tr '\n' ' ')"
   log "stopped; no process of the cluster is left"
 }
