@@ -80,8 +80,11 @@ class DaemonSetApi:
         if uid:
             # never delete a DaemonSet that someone created again meanwhile
             options["preconditions"] = {"uid": uid}
+        if self.dry_run:
+            # with a body the API server reads DeleteOptions from it alone, ignoring the dryRun query parameter
+            options["dryRun"] = [DRY_RUN_ALL]
         try:
-            response = self._dynamic.delete(self._daemonsets, name=self.name, namespace=self.namespace, body=options, **self._dry_run())
+            response = self._dynamic.delete(self._daemonsets, name=self.name, namespace=self.namespace, body=options)
         except DynamicApiError as exc:
             if api_status(exc) == 404:
                 return None

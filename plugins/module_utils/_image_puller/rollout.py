@@ -93,7 +93,7 @@ def wait_for_rollout(api: Any, *, timeout: float, since: datetime.datetime | Non
         else:
             hopeless_since = None
         if now >= deadline:
-            raise _failure(api, rollout, f"the rollout did not finish within {timeout}s ({rollout.state.waiting_for})")
+            raise _failure(api, rollout, f"the rollout did not finish within {math.ceil(timeout)}s ({rollout.state.waiting_for})")
         horizon = min(deadline - now, RELIST_SECONDS)
         if hopeless_since is not None:
             horizon = min(horizon, max(1.0, hopeless_since + grace - now))
@@ -126,6 +126,6 @@ def wait_for_deletion(api: Any, *, uid: str | None, selector: str, timeout: floa
             watch, args = api.watch_pods, (selector, resource_version)
         now = clock()
         if now >= deadline:
-            raise ImagePullerError(f"{api.ref}: deleted, but after {timeout}s still waiting for {waiting_on} to go")
+            raise ImagePullerError(f"{api.ref}: deleted, but after {math.ceil(timeout)}s still waiting for {waiting_on} to go")
         for _event in watch(*args, math.ceil(min(deadline - now, RELIST_SECONDS))):
             break
