@@ -27,8 +27,11 @@ SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "cre
 SERVER_ANNOTATIONS = ("deprecated.daemonset.template.generation",)
 
 
-def prepare_definition(definition: Mapping[str, Any], namespace: str | None) -> dict[str, Any]:
-    """A copy of the definition to apply, with its namespace; errors say what to fix."""
+def prepare_definition(definition: Mapping[str, Any], namespace: str | None, *, state: str = "present") -> dict[str, Any]:
+    """A copy of the definition to apply, with its namespace; errors say what to fix.
+
+    To delete (state absent) only the name and namespace matter.
+    """
     if not isinstance(definition, Mapping):
         raise ImagePullerError(f"definition must be a DaemonSet (a dictionary), got {type(definition).__name__}")
     prepared = copy.deepcopy(dict(definition))
@@ -47,7 +50,7 @@ def prepare_definition(definition: Mapping[str, Any], namespace: str | None) -> 
     if not (own_namespace or namespace):
         raise ImagePullerError(f"DaemonSet {metadata['name']!r}: set metadata.namespace in the definition or the option namespace")
     metadata["namespace"] = own_namespace or namespace
-    if not ((prepared.get("spec") or {}).get("selector")):
+    if state == "present" and not (prepared.get("spec") or {}).get("selector"):
         raise ImagePullerError(f"DaemonSet {metadata['namespace']}/{metadata['name']}: definition has no spec.selector")
     prepared.pop("status", None)
     for field in SERVER_METADATA:

@@ -43,7 +43,7 @@ def run(module: Any) -> dict[str, Any]:
     params = module.params
     if params["wait_timeout"] < 0:
         raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
-    definition = apply.prepare_definition(params["definition"], params.get("namespace"))
+    definition = apply.prepare_definition(params["definition"], params.get("namespace"), state=params["state"])
     api = DaemonSetApi(connect(module), namespace=definition["metadata"]["namespace"], name=definition["metadata"]["name"])
     wait = params["wait"] and not module.check_mode
     deadline = time.monotonic() + params["wait_timeout"]

@@ -116,6 +116,11 @@ def test_prepare_definition_refuses(definition, namespace, message):
         apply.prepare_definition(definition, namespace)
 
 
+def test_prepare_definition_to_delete_needs_only_name_and_namespace():
+    prepared = apply.prepare_definition({"metadata": {"name": "kubernetes-image-puller"}}, "image-puller", state="absent")
+    assert prepared["metadata"] == {"name": "kubernetes-image-puller", "namespace": "image-puller"}
+
+
 class FakeApi:
     """An in-memory stand-in for api.DaemonSetApi (our own interface, not the Kubernetes API)."""
 
