@@ -26,6 +26,8 @@ ALL_READY = [ready_pod("kwok-node-0"), ready_pod("kwok-node-1"), ready_pod("kwok
 ONE_FAILING = [ready_pod("kwok-node-0"), failing_pod("kwok-node-1"), ready_pod("kwok-node-2")]
 STALLED_UPDATE = [ready_pod("kwok-node-0"), failing_pod("kwok-node-1"),
                   obj("ready_pod", **{"metadata.name": "old", "spec.nodeName": "kwok-node-2", "metadata.labels.pod-template-generation": "1"})]
+STILL_CREATING = obj("pull_failing_pod", **{"spec.nodeName": "kwok-node-2",
+                                             "status.containerStatuses.1.state": {"waiting": {"reason": "ContainerCreating"}}})
 MID_ROLLOUT = obj("daemonset", **{"status.numberReady": 2, "status.numberAvailable": 2})
 
 
@@ -133,9 +135,7 @@ def test_a_pull_failure_is_not_hopeless_while_the_controller_is_refused_pods(clo
         pytest.param(ONE_FAILING, True, id="every pod not ready failing to pull is hopeless"),
         pytest.param(STALLED_UPDATE, True, id="an update stalled on a new pod that cannot pull is hopeless"),
         pytest.param(ONE_FAILING[:2] + [obj("unschedulable_pod")], False, id="an unschedulable pod may still get room"),
-        pytest.param(ONE_FAILING[:2] + [obj("pull_failing_pod", **{"spec.nodeName": "kwok-node-2", "status.containerStatuses.1.state":
-                                                                    {"waiting": {"reason": "ContainerCreating"}}})],
-                     False, id="a pod still creating its containers may yet succeed"),
+        pytest.param(ONE_FAILING[:2] + [STILL_CREATING], False, id="a pod still creating its containers may yet succeed"),
         pytest.param(ALL_READY, False, id="all pods ready is not hopeless"),
     ],
 )
