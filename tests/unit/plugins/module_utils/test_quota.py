@@ -20,7 +20,8 @@ NS = "k8s-image-puller"
 UPSTREAM = {"requests": {"cpu": ".05", "memory": "10Mi"}, "limits": {"cpu": ".2", "memory": "20Mi"}}
 
 
-def daemonset(images=5, resources=UPSTREAM, **pod_spec):
+def daemonset(images=5, resources=None, **pod_spec):
+    resources = UPSTREAM if resources is None else resources
     containers = [{"name": f"img{i}", "image": f"registry.example/img{i}:1", "resources": copy.deepcopy(resources)} for i in range(images)]
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "kubernetes-image-puller", "namespace": NS},
             "spec": {"selector": {"matchLabels": {"app": "kip"}},
@@ -127,7 +128,7 @@ def test_update_in_place_subtracts_what_the_current_daemonset_holds():
 def test_an_update_that_grows_needs_only_the_difference():
     old = daemonset(5)
     new = daemonset(6)
-    current = [{"spec": old["spec"]["template"]["spec"], "status": {"phase": "Running"}} for _ in range(20)]
+    current = [{"spec": old["spec"]["template"]["spec"], "status": {"phase": "Running"}} for _pod in range(20)]
     rq = quota("compute", {"limits.memory": "2400Mi"}, {"limits.memory": "2000Mi"})
     result = check_daemonset(new, namespace=NS, nodes=nodes(20), resource_quotas=[rq], current_pods=current)
     row = rows_by_resource(result)[("compute", "limits.memory")]
