@@ -213,6 +213,32 @@ def test_a_timeout_fails_with_the_problems_found(module, restricted):
     assert "ImagePullBackOff" in failed["msg"] and 'on node "' in failed["msg"]
 
 
+def test_pods_that_fit_no_node_are_reported_unschedulable_with_their_node(module, restricted, plain_nodes):
+    definition = daemonset(restricted)
+    definition["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "10m", "memory": "64Ti"},
+                                                                            "limits": {"cpu": "20m", "memory": "64Ti"}}
+    failed = module(definition=definition, wait_timeout=15)
+    assert failed.failed
+    assert "the rollout did not finish within 15s" in failed["msg"]
+    assert {(p["node"], p["reason"]) for p in failed["problems"]} == {(node, "Unschedulable") for node in plain_nodes}
+    assert all("Insufficient memory" in p["message"] for p in failed["problems"]), failed["problems"]
+    for node in plain_nodes:
+        assert f'on node "{node}": Unschedulable: 0/' in failed["msg"], failed["msg"]
+
+
+def test_a_quota_refusal_of_pods_is_reported_from_the_controllers_events(module, restricted, kubectl):
+    kubectl.apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "one-pod", "namespace": restricted},
+                   "spec": {"hard": {"pods": "1"}}})
+    wait_for(lambda: kubectl.json("get", "resourcequota", "one-pod", "-n", restricted).get("status", {}).get("hard"),
+             timeout=30, what="the quota controller to fill in the quota's status")
+    failed = module(definition=daemonset(restricted), wait_timeout=20)
+    assert failed.failed
+    refusals = [p for p in failed["problems"] if p["reason"] == "FailedCreate"]
+    assert refusals and all(p["node"] is None for p in refusals)
+    assert "exceeded quota: one-pod" in refusals[0]["message"]
+    assert "the DaemonSet controller: FailedCreate: Error creating: pods " in failed["msg"], failed["msg"]
+
+
 def test_absent_deletes_the_daemonset_and_waits_for_its_pods(module, restricted, kubectl, plain_nodes):
     assert not module(definition=daemonset(restricted)).failed
     assert len(pods_of(kubectl, restricted)) == len(plain_nodes)
