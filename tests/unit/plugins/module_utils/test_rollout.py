@@ -26,8 +26,8 @@ ALL_READY = [ready_pod("kwok-node-0"), ready_pod("kwok-node-1"), ready_pod("kwok
 ONE_FAILING = [ready_pod("kwok-node-0"), failing_pod("kwok-node-1"), ready_pod("kwok-node-2")]
 STALLED_UPDATE = [ready_pod("kwok-node-0"), failing_pod("kwok-node-1"),
                   obj("ready_pod", **{"metadata.name": "old", "spec.nodeName": "kwok-node-2", "metadata.labels.pod-template-generation": "1"})]
-STILL_CREATING = obj("pull_failing_pod", **{"spec.nodeName": "kwok-node-2",
-                                             "status.containerStatuses.1.state": {"waiting": {"reason": "ContainerCreating"}}})
+STILL_CREATING = obj("pull_failing_pod", **{
+    "spec.nodeName": "kwok-node-2", "status.containerStatuses.1.state": {"waiting": {"reason": "ContainerCreating"}}})
 MID_ROLLOUT = obj("daemonset", **{"status.numberReady": 2, "status.numberAvailable": 2})
 
 
