@@ -54,7 +54,8 @@ unit: venv ## pytest unit tests of the pure logic
 	  if [ $$rc -eq 5 ]; then echo 'error: no tests collected' >&2; exit 1; fi; exit $$rc
 
 e2e: venv ## pytest against the local cluster
-	$(LOCAL_ENV) $(BIN)/pytest -q -m cluster tests/e2e
+	@rc=0; $(LOCAL_ENV) $(BIN)/pytest -q -m cluster tests/e2e || rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo 'error: no tests collected' >&2; exit 1; fi; exit $$rc
 
 sanity: venv ## ansible-test sanity (offline, empty ignore files)
 	PATH=$(BIN):$(PATH) tests/tools/ansible-test.sh sanity

@@ -40,8 +40,9 @@ paths() {
 kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
 
 validate_settings() {
-  [[ $CLUSTER_NODES =~ ^[0-9]+$ ]] && [ "$CLUSTER_NODES" -ge 1 ] ||
+  if ! [[ $CLUSTER_NODES =~ ^[0-9]+$ ]] || [ "$CLUSTER_NODES" -lt 1 ]; then
     die "CLUSTER_NODES must be a whole number >= 1, got '$CLUSTER_NODES'"
+  fi
   case $CLUSTER_FLAVOUR in kubernetes|openshift) ;; *)
     die "CLUSTER_FLAVOUR must be 'kubernetes' or 'openshift', got '$CLUSTER_FLAVOUR'" ;;
   esac
@@ -55,6 +56,8 @@ cluster_pids() {
     [ "$pid" != "$$" ] && [ "$pid" != "$BASHPID" ] && echo "$pid"
   done
 }
+
+state_value() { sed -n "s/^$1=//p" "$state_file"; }
 
 healthy() {
   [ -f "$kubeconfig" ] && kc get --raw /readyz >/dev/null 2>&1
@@ -150,8 +153,8 @@ cmd_up() {
   paths
   local want=$((CLUSTER_NODES + 1))
   if healthy && [ -f "$state_file" ]; then
-    # shellcheck disable=SC1090
-    local have_nodes have_flavour; have_nodes=$(. "$state_file"; echo "$NODES"); have_flavour=$(. "$state_file"; echo "$FLAVOUR")
+    local have_nodes have_flavour
+    have_nodes=$(state_value NODES); have_flavour=$(state_value FLAVOUR)
     if [ "$have_nodes" = "$CLUSTER_NODES" ] && [ "$have_flavour" = "$CLUSTER_FLAVOUR" ]; then
       log "already running ($CLUSTER_NODES plain nodes + 1 gpu, $CLUSTER_FLAVOUR); reusing it"
       wait_nodes_ready "$want" 120
@@ -178,7 +181,7 @@ cmd_up() {
   kc apply -f "$here/manifests/gpu-node.yaml" >/dev/null
   create_plain_nodes "$CLUSTER_NODES"
   if [ "$CLUSTER_FLAVOUR" = openshift ]; then
-    kc apply -f "$here/manifests/openshift-crds.yaml" >/dev/null
+    kc apply -f "$here/manifests/openshift/" >/dev/null
     kc wait --for=condition=Established --timeout=60s \
       crd/clusterresourcequotas.quota.openshift.io crd/routes.route.openshift.io >/dev/null
   fi
@@ -200,8 +203,8 @@ cmd_down() {
   if [ -n "$pids" ]; then
     # shellcheck disable=SC2086
     kill $pids 2>/dev/null || true
-    local i
-    for i in $(seq 1 50); do [ -z "$(cluster_pids)" ] && break; sleep 0.2; done
+    local tries=50
+    while [ -n "$(cluster_pids)" ] && [ $((tries -= 1)) -gt 0 ]; do sleep 0.2; done
     pids=$(cluster_pids)
     # shellcheck disable=SC2086
     [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
@@ -217,7 +220,7 @@ cmd_status() {
   if ! [ -d "$cluster_dir" ]; then echo "cluster $CLUSTER_NAME: not created"; return 3; fi
   if ! healthy; then echo "cluster $CLUSTER_NAME: unhealthy (state in $KIP_CLUSTER_DIR; run 'make cluster' to replace it)"; return 1; fi
   local flavour=kubernetes
-  [ -f "$state_file" ] && flavour=$(. "$state_file"; echo "$FLAVOUR")
+  [ -f "$state_file" ] && flavour=$(state_value FLAVOUR)
   echo "cluster $CLUSTER_NAME: running ($flavour flavour)"
   echo "kubeconfig: $kubeconfig"
   kc version 2>/dev/null | sed 's/^/  /'

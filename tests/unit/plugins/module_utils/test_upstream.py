@@ -13,8 +13,8 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller imp
 
 ROOT = Path(__file__).resolve().parents[4]
 DEFAULTS = yaml.safe_load((ROOT / "roles" / "image_puller" / "defaults" / "main.yml").read_text(encoding="utf-8"))
-MAPPING = (ROOT / "docs" / "upstream-mapping.md").read_text(encoding="utf-8")
-# Where the role's default differs from upstream's on purpose (documented in docs/upstream-mapping.md).
+MAPPING = (ROOT / "README.md").read_text(encoding="utf-8")
+# Where the role's default differs from upstream's on purpose (the reasons are in docs/upstream-mapping.md).
 DELIBERATE = {upstream.IMAGES, upstream.KIP_IMAGE}
 
 
