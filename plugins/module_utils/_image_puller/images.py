@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 # Kubernetes container names: RFC 1123 label (k8s.io/apimachinery validation.IsDNS1123Label).
@@ -111,7 +112,7 @@ def _entries_from_string(text: str, variable: str, errors: list[str]) -> list[tu
         if "=" in image:
             errors.append(f"entry \"{entry}\" in {variable}: expected name=image, there is more than one '='")
             continue
-        entries.append((name, image, entry))
+        entries.append((name, image, f"entry \"{entry}\""))
     return entries
 
 
@@ -135,7 +136,7 @@ def _entries_from_list(items: list, variable: str, errors: list[str]) -> list[tu
         if bad:
             errors.append(f"entry {position} in {variable}: {' and '.join(bad)} must be a string")
             continue
-        entries.append(((name or "").strip(), (image or "").strip(), f"{name or ''}={image or ''}"))
+        entries.append(((name or "").strip(), (image or "").strip(), f"entry {position} {json.dumps(item, sort_keys=True)}"))
     return entries
 
 
@@ -163,11 +164,11 @@ def parse_images(value, *, variable: str = VARIABLE, reserved: tuple[str, ...] |
     first_position: dict[str, int] = {}
     for position, (name, image, entry) in enumerate(entries, start=1):
         if not name:
-            errors.append(f"entry \"{entry}\" in {variable}: the container name (before '=') is empty")
+            errors.append(f"{entry} in {variable}: the container name is empty")
             continue
         label = f"image \"{name}\" in {variable}"
         if not image:
-            errors.append(f"{label}: the image reference (after '=') is empty")
+            errors.append(f"{label}: the image reference is empty")
             continue
         problem = name_problem(name)
         if problem:
