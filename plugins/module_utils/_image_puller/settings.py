@@ -26,6 +26,8 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.qua
 PREFIX = "image_puller_"
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# Kubernetes' rules for label and annotation keys (qualified names) and label values.
+LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 TOLERATION_KEYS = frozenset(("key", "operator", "value", "effect", "tolerationSeconds"))
 TOLERATION_OPERATORS = ("Exists", "Equal")
 TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -33,6 +35,28 @@ AFFINITY_KEYS = frozenset(("nodeAffinity", "podAffinity", "podAntiAffinity"))
 STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by")
 TRUE_STRINGS = ("true", "yes", "on", "1")
 FALSE_STRINGS = ("false", "no", "off", "0")
+
+
+def qualified_name_problem(key: str) -> str | None:
+    """Why ``key`` is not a label or annotation key (``[prefix/]name``), or None."""
+    parts = key.split("/")
+    if len(parts) > 2:
+        return f"key {key!r} has more than one '/'"
+    name = parts[-1]
+    if len(parts) == 2 and (not parts[0] or len(parts[0]) > 253 or not DNS1123_SUBDOMAIN.fullmatch(parts[0])):
+        return f"key {key!r}: the prefix before '/' must be a DNS-1123 subdomain (lowercase letters, digits, '-', '.')"
+    if not name or len(name) > 63 or not LABEL_NAME.fullmatch(name):
+        return (f"key {key!r}: the name must be at most 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit")
+    return None
+
+
+def label_value_problem(key: str, value: str) -> str | None:
+    """Why ``value`` is not a label value, or None."""
+    if value and (len(value) > 63 or not LABEL_NAME.fullmatch(value)):
+        return (f"value {value!r} of {key!r} must be empty or at most 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit")
+    return None
 
 
 class SettingsError(ValueError):
@@ -139,7 +163,8 @@ class _Checker:
             return None
         return value
 
-    def string_map(self, variable: str, example: str) -> dict | None:
+    def string_map(self, variable: str, example: str, *, label_values: bool = True) -> dict | None:
+        """A mapping with label/annotation keys; ``label_values`` also checks values as label values."""
         value = self.structured(variable, dict, example)
         if value is None:
             return None
@@ -147,7 +172,12 @@ class _Checker:
         if bad:
             self.fail(variable, f"keys and values must be strings; quote {', '.join(repr(k) for k in bad)}")
             return None
-        return dict(value)
+        problems = [qualified_name_problem(key) or (label_value_problem(key, item) if label_values else None)
+                    for key, item in value.items()]
+        for problem in problems:
+            if problem:
+                self.fail(variable, problem)
+        return None if any(problems) else dict(value)
 
     def tolerations(self) -> list | None:
         value = self.structured("tolerations", list, '[{"key": "dedicated", "operator": "Equal", '
@@ -177,6 +207,15 @@ class _Checker:
             if effect not in (None, "") + TOLERATION_EFFECTS:
                 self.fail("tolerations", f"{where}: effect must be one of {', '.join(TOLERATION_EFFECTS)}, "
                                          f"got {effect!r}")
+                ok = False
+            key, toleration_value = item.get("key"), item.get("value")
+            if (key is not None and not isinstance(key, str)) or (toleration_value is not None and not isinstance(toleration_value, str)):
+                self.fail("tolerations", f"{where}: key and value must be strings")
+                ok = False
+                continue
+            problem = (qualified_name_problem(key) if key else None) or label_value_problem(key or "", toleration_value or "")
+            if problem:
+                self.fail("tolerations", f"{where}: {problem}")
                 ok = False
             if not item.get("key") and operator != "Exists":
                 self.fail("tolerations", f"{where}: an empty key needs operator Exists")
@@ -250,7 +289,7 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), requ
     out["affinity"] = check.affinity()
     out["tolerations"] = check.tolerations()
     out["image_pull_secrets"] = check.name_list("image_pull_secrets")
-    out["daemonset_annotations"] = check.string_map("daemonset_annotations", '{"owner": "platform"}')
+    out["daemonset_annotations"] = check.string_map("daemonset_annotations", '{"owner": "platform"}', label_values=False)
     out["labels"] = check.string_map("labels", '{"team": "platform"}')
     if out["labels"]:
         taken = sorted(key for key in out["labels"] if key in STANDARD_LABELS)
