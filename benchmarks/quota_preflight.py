@@ -151,7 +151,8 @@ def on_cluster() -> None:
     print(f"[cluster]   {result['nodes']['total']:>5} nodes (local cluster, real API server, pages of {reader.page_size}): "
           f"pre-flight {elapsed:.3f} s wall (client ready); first run with client creation and discovery {cold:.3f} s "
           f"(+{imported - started:.3f} s imports); peak Python memory {peak / 2**20:.1f} MB (tracemalloc); "
-          f"process max RSS {rss:.0f} MB ({rss_imports:.0f} MB after imports); eligible {result['eligible_nodes']}, fits {result['fits']}")
+          f"process max RSS {rss:.0f} MB ({rss_imports:.0f} MB after imports); eligible {result['eligible_nodes']}, fits {result['fits']}; "
+          f"excluded {result['nodes']['excluded'] or 'none'}; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
