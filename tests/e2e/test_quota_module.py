@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import parse_quantity
 from support import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -122,6 +123,24 @@ def admission_outcome(kubectl, namespace: str, definition: dict, expected_pods: 
     return refusals(kubectl, namespace)
 
 
+def pods_the_prediction_admits(predicted: dict) -> int:
+    """How many pods admission should take, from the module's own rows: every pod when all fit, none when a
+    LimitRange or an unset tracked value refuses each pod, else what the scarcest quota resource holds."""
+    admitted = predicted["eligible_nodes"]
+    for row in predicted["rows"]:
+        if row["fits"]:
+            continue
+        if row["kind"] == "LimitRange" or row["needed"] == "not set":
+            return 0
+        per_pod = parse_quantity(predicted["footprint"][row["resource"]])
+        admitted = min(admitted, int(parse_quantity(row["available"]) // per_pod))
+    return admitted
+
+
+def scheduled(kubectl, namespace: str, name: str) -> int:
+    return kubectl.json("get", "ds", name, "-n", namespace).get("status", {}).get("currentNumberScheduled", 0)
+
+
 def test_a_quota_too_small_fails_naming_the_quota_resource_needed_and_available(kubectl, ns, eligible, run_module):
     needed = 3 * MEMORY_LIMIT_MI * eligible
     create_quota(kubectl, ns, "compute", {"limits.memory": f"{needed - 1}Mi"})
@@ -192,10 +211,15 @@ def test_admission_agrees_with_the_prediction(kubectl, ns, eligible, run_module,
         create_quota(kubectl, ns, "cpu", {"limits.cpu": "10"})
     predicted = run_module(definition, fail_on_insufficient=False)
     assert predicted["fits"] is fits, predicted["messages"]
+    admits = pods_the_prediction_admits(predicted)
+    assert (admits == eligible) is fits
     refused = admission_outcome(kubectl, ns, definition, eligible)
     assert (not refused) is fits, refused
     if not fits:
         assert any(re.search(r"exceeded quota|forbidden|must specify", m) for m in refused), refused
+    # not only refused or not: admission takes exactly the pods the module's arithmetic leaves room for
+    wait_for(lambda: scheduled(kubectl, ns, "kip") == admits, timeout=30, what=f"{admits} admitted pods, as predicted")
+    assert len(kubectl.json("get", "pods", "-n", ns)["items"]) == admits
 
 
 def test_an_update_in_place_still_fits_the_quota_it_already_holds(kubectl, ns, eligible, run_module):
