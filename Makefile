@@ -31,7 +31,10 @@ $(VENV)/.installed: requirements-dev.txt
 venv: $(VENV)/.installed ## Python venv with the pinned tools; the collection is linked into it
 	@site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	  mkdir -p $$site/ansible_collections/kip; \
-	  ln -sfn $(CURDIR) $$site/ansible_collections/kip/image_puller
+	  ln -sfn $(CURDIR) $$site/ansible_collections/kip/image_puller; \
+	  for d in $(HOME)/.ansible/collections /usr/share/ansible/collections; do \
+	    [ ! -e $$d/ansible_collections/kip/image_puller ] || echo "warning: $$d/ansible_collections/kip/image_puller" \
+	      "is found before this checkout by ansible-playbook; remove it to run the code here" >&2; done
 
 ## ---- local cluster --------------------------------------------------------
 .PHONY: cluster cluster-down cluster-status cluster-build
