@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV ?= $(CURDIR)/.venv
 export KIP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kip-image-puller
 BIN := $(VENV)/bin
+# The checkout is linked in here (make venv); naming it first means no installed copy can shadow it.
+SITE_PACKAGES = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 CLUSTER := tests/cluster/cluster.sh
 E2E ?= tests/e2e
 # Everything below talks only to the local cluster: its kubeconfig, nothing from the environment.
@@ -14,7 +16,8 @@ LOCAL_KUBECONFIG = $(shell $(CLUSTER) kubeconfig)
 CLUSTER_BIN = $(shell tests/cluster/build.sh paths 2>/dev/null | sed -n 's/^K8S_BIN=//p')
 LOCAL_ENV = env -u KUBECONFIG -u K8S_AUTH_HOST -u K8S_AUTH_API_KEY -u K8S_AUTH_CONTEXT \
 	-u K8S_AUTH_SSL_CA_CERT -u K8S_AUTH_VERIFY_SSL -u K8S_AUTH_USERNAME -u K8S_AUTH_PASSWORD \
-	K8S_AUTH_KUBECONFIG=$(LOCAL_KUBECONFIG) KUBECONFIG=$(LOCAL_KUBECONFIG) PATH=$(BIN):$(CLUSTER_BIN):$(PATH)
+	K8S_AUTH_KUBECONFIG=$(LOCAL_KUBECONFIG) KUBECONFIG=$(LOCAL_KUBECONFIG) PATH=$(BIN):$(CLUSTER_BIN):$(PATH) \
+	ANSIBLE_COLLECTIONS_PATH=$(SITE_PACKAGES)
 
 .PHONY: help
 help: ## list the targets
