@@ -61,6 +61,7 @@ options:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
+  - kip.image_puller.image_puller
 attributes:
   check_mode:
     support: full
@@ -74,15 +75,6 @@ attributes:
     details:
       - The diff compares the DaemonSet before and after, without C(status), C(managedFields), C(resourceVersion),
         C(generation), C(uid), C(creationTimestamp) and the controller's template generation annotation.
-  platform:
-    platforms: all
-  action_group:
-    description: Use C(group/kip.image_puller.image_puller) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - kip.image_puller.image_puller
-requirements:
-  - kubernetes >= 24.2.0 (Python library)
 notes:
   - The connection user needs on DaemonSets C(get), C(create), C(patch), C(delete) and C(watch), and on pods and events
     C(list) (and C(watch) on pods for O(state=absent) and re-creation), in the namespace of the DaemonSet.

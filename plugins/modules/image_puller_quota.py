@@ -60,6 +60,7 @@ options:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
+  - kip.image_puller.image_puller
 attributes:
   check_mode:
     support: full
@@ -67,15 +68,6 @@ attributes:
       - The module only reads, so it does the same in check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: all
-  action_group:
-    description: Use C(group/kip.image_puller.image_puller) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - kip.image_puller.image_puller
-requirements:
-  - kubernetes >= 24.2.0 (Python library)
 notes:
   - "The connection user needs C(list) on nodes (cluster-wide); C(list) on resourcequotas, limitranges and pods and
     C(get) on daemonsets in the namespace; and, optionally, C(get) on the namespace and C(list) on priorityclasses and
