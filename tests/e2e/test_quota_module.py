@@ -258,3 +258,27 @@ def test_a_cluster_resource_quota_selecting_the_namespace_by_label_is_checked(ku
         assert unselected.get("failed") is not True and unselected["fits"] is True
     finally:
         kubectl.run("delete", "clusterresourcequota", name, check=False)
+
+
+def test_an_api_removed_since_discovery_was_cached_is_skipped_not_an_error(kubectl, ns, run_module):
+    """kubernetes.core caches discovery on disk per connection: a cluster that lost the OpenShift quota API at the
+    same address still seems to serve it. The list then answers 404, which must mean 'not present'."""
+    crd = "clusterresourcequotas.quota.openshift.io"
+    if "quota.openshift.io/v1" not in kubectl.run("api-versions").stdout.split():
+        pytest.skip("cluster runs the kubernetes flavour; CLUSTER_FLAVOUR=openshift adds ClusterResourceQuota")
+    saved = kubectl.json("get", "crd", crd)
+    first = run_module(daemonset(ns))
+    assert first.get("failed") is not True and "ClusterResourceQuota API not present: skipped" not in first["notes"]
+    kubectl.run("delete", "crd", crd, "--wait=true")
+    try:
+        wait_for(lambda: "quota.openshift.io/v1" not in kubectl.run("api-versions").stdout.split(),
+                 timeout=30, what="the quota.openshift.io API to go")
+        stale = run_module(daemonset(ns))
+        assert stale.get("failed") is not True, stale.get("msg")
+        assert "ClusterResourceQuota API not present: skipped" in stale["notes"]
+    finally:
+        for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+            saved["metadata"].pop(key, None)
+        saved.pop("status", None)
+        kubectl.apply(saved)
+        kubectl.run("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")

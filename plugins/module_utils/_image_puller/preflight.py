@@ -57,6 +57,22 @@ class ClusterReader:
         except DynamicApiError as exc:
             raise ImagePullerError(f"could not discover {kind} ({api_version}): {api_error_message(exc)}") from exc
 
+    def optional_items(self, kind: str, api_version: str, *, namespace: str | None = None) -> list[dict[str, Any]] | None:
+        """The objects of an API the cluster may not serve, or None when it does not.
+
+        A 404 for the whole list means discovery was stale: kubernetes.core caches it on disk per
+        connection, so a cluster that lost an API at the same address still seems to have it.
+        """
+        if self.resource(kind, api_version) is None:
+            return None
+        try:
+            return list(self.items(kind, api_version, namespace=namespace))
+        except ImagePullerError as exc:
+            if exc.result.get("status") != 404:
+                raise
+            self._dynamic.resources.invalidate_cache()
+            return None
+
     def _required(self, kind: str, api_version: str) -> Any:
         found = self.resource(kind, api_version)
         if found is None:
@@ -134,19 +150,17 @@ def preflight(reader: ClusterReader, definition: dict[str, Any]) -> dict[str, An
 
     cluster_quotas = None
     cluster_quotas_selected = False
-    if reader.resource("ClusterResourceQuota", CLUSTER_QUOTA_API) is not None:
-        try:
-            cluster_quotas = list(reader.items("ClusterResourceQuota", CLUSTER_QUOTA_API))
-        except ImagePullerError as exc:
-            if not _forbidden(exc):
-                raise
-            # a project admin may not list cluster quotas but may list the ones applied to the project
-            if reader.resource("AppliedClusterResourceQuota", CLUSTER_QUOTA_API) is not None:
-                cluster_quotas = list(reader.items("AppliedClusterResourceQuota", CLUSTER_QUOTA_API, namespace=namespace))
-                cluster_quotas_selected = True
-            else:
-                cluster_quotas = []
-                notes.append("ClusterResourceQuotas not readable (forbidden) and no AppliedClusterResourceQuota API: not checked")
+    try:
+        cluster_quotas = reader.optional_items("ClusterResourceQuota", CLUSTER_QUOTA_API)
+    except ImagePullerError as exc:
+        if not _forbidden(exc):
+            raise
+        # a project admin may not list cluster quotas but may list the ones applied to the project
+        cluster_quotas = reader.optional_items("AppliedClusterResourceQuota", CLUSTER_QUOTA_API, namespace=namespace)
+        cluster_quotas_selected = cluster_quotas is not None
+        if cluster_quotas is None:
+            cluster_quotas = []
+            notes.append("ClusterResourceQuotas not readable (forbidden) and no AppliedClusterResourceQuota API: not checked")
 
     tally = None
     current = reader.get("DaemonSet", "apps/v1", name, namespace=namespace)
