@@ -137,12 +137,20 @@ create_plain_nodes() {
   for s in "${pids[@]}"; do wait "$s" || die "creating the plain nodes failed; see $KIP_CLUSTER_DIR/create.log"; done
 }
 
+# Schedulable means Ready and free of the taints the node lifecycle controller manages
+# (node.kubernetes.io/not-ready, unreachable, ...): it removes not-ready a moment after
+# the Ready condition turns True, and tests that start in between see a tainted node.
 wait_nodes_ready() {
   local want=$1 deadline=$(( $(date +%s) + ${2:-600} )) ready=0
+  local cols='NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,TAINTS:.spec.taints[*].key'
   while :; do
-    ready=$(kc get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)
+    ready=$(kc get nodes --no-headers -o custom-columns="$cols" 2>/dev/null |
+      awk '$2 == "True" && $3 !~ /node\.kubernetes\.io\//' | wc -l)
     [ "$ready" -ge "$want" ] && return 0
-    [ "$(date +%s)" -ge "$deadline" ] && die "only $ready of $want nodes became Ready; see $cluster_dir/logs"
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      kc get nodes -o custom-columns="$cols" >&2 || true
+      die "only $ready of $want nodes became Ready and schedulable; see $cluster_dir/logs"
+    fi
     sleep 1
   done
 }
