@@ -3,6 +3,8 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  <- k8s.io/kubernetes
 #   etcd                                                              <- go.etcd.io/etcd/server/v3
 #   kwok, kwokctl                                                     <- sigs.k8s.io/kwok
+#   kubelet, and pause (gcc -static, build/pause/linux/pause.c)       <- k8s.io/kubernetes  (the real node)
+#   crictl                                                            <- sigs.k8s.io/cri-tools
 # Output: $KIP_CACHE/bin/<component>-<version>/ ; prints the bin directory of each.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,6 +19,9 @@ export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 k8s_bin=$KIP_CACHE/bin/kubernetes-$KUBE_VERSION
 etcd_bin=$KIP_CACHE/bin/etcd-$ETCD_VERSION
 kwok_bin=$KIP_CACHE/bin/kwok-$KWOK_VERSION
+node_bin=$KIP_CACHE/bin/node-$KUBE_VERSION-crictl-$CRICTL_VERSION
+# The test images' static sleep, keyed by its source.
+sleep_bin=$KIP_CACHE/bin/kip-sleep-$(cat "$here/images/sleep/main.go" "$here/images/sleep/go.mod" | sha256sum | cut -c1-12)
 
 # Go is needed only when something is missing from the cache.
 need_go() {
@@ -38,11 +43,10 @@ log() { printf '[build] %s\n' "$*" >&2; }
 
 have_all() { local d=$1; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; done; }
 
-build_kubernetes() {
-  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-  if have_all "$k8s_bin" "${bins[@]}"; then log "kubernetes $KUBE_VERSION: cached"; return; fi
-  need_go
-  log "kubernetes $KUBE_VERSION: building ${bins[*]} (cold: tens of minutes on 2 cores)"
+# Builds commands of k8s.io/kubernetes at $KUBE_VERSION into $1 from a throw-away wrapper module.
+build_k8s_cmds() {
+  local out_dir=$1; shift
+  local cmds=("$@")
   local w; w=$(mktemp -d); trap 'rm -rf "$w"' RETURN
   local staging_ver="v0.${KUBE_VERSION#v1.}"
   (
@@ -61,18 +65,11 @@ build_kubernetes() {
     go mod edit -go="$(sed -n -E 's/^go ([0-9.]+)$/\1/p' "$gomod")"
     # Keep upstream's GODEBUG defaults.
     grep -E '^godebug ' "$gomod" >> go.mod || true
-    cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+    local c pkgs=()
+    { printf '//go:build tools\n\npackage tools\n\nimport (\n'
+      for c in "${cmds[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
+      printf ')\n'; } > tools.go
+    for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
     go mod tidy >/dev/null
     local v=${KUBE_VERSION#v} major minor
     major=${v%%.*}; minor=${v#*.}; minor=${minor%%.*}
@@ -82,12 +79,34 @@ GO
       ldf+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
     done
     mkdir -p "$w/out"
-    go build -trimpath -ldflags "$ldf" -o "$w/out/" \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+    go build -trimpath -ldflags "$ldf" -o "$w/out/" "${pkgs[@]}"
   )
-  mkdir -p "$(dirname "$k8s_bin")"; rm -rf "$k8s_bin.tmp"; mv "$w/out" "$k8s_bin.tmp"
-  rm -rf "$k8s_bin"; mv "$k8s_bin.tmp" "$k8s_bin"
+  mkdir -p "$(dirname "$out_dir")"; rm -rf "$out_dir.tmp"; mv "$w/out" "$out_dir.tmp"
+  rm -rf "$out_dir"; mv "$out_dir.tmp" "$out_dir"
+}
+
+build_kubernetes() {
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  if have_all "$k8s_bin" "${bins[@]}"; then log "kubernetes $KUBE_VERSION: cached"; return; fi
+  need_go
+  log "kubernetes $KUBE_VERSION: building ${bins[*]} (cold: tens of minutes on 2 cores)"
+  build_k8s_cmds "$k8s_bin" "${bins[@]}"
+}
+
+# The real node: kubelet (same module and version as the control plane), the sandbox's static
+# pause from the same tag's source, and crictl to read the node's image store.
+build_node() {
+  if have_all "$node_bin" kubelet pause crictl; then log "node $KUBE_VERSION (crictl $CRICTL_VERSION): cached"; return; fi
+  need_go
+  command -v gcc >/dev/null || { echo "error: gcc is needed to build the static pause binary" >&2; exit 2; }
+  log "node: building kubelet $KUBE_VERSION, pause, crictl $CRICTL_VERSION"
+  build_k8s_cmds "$node_bin.k" kubelet
+  local src
+  src=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/build/pause/linux/pause.c
+  [ -f "$src" ] || { echo "error: $src not found in the k8s.io/kubernetes module" >&2; exit 1; }
+  gcc -Os -Wall -static -DVERSION="$KUBE_VERSION" -o "$node_bin.k/pause" "$src"
+  GOBIN="$node_bin.k" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+  rm -rf "$node_bin"; mv "$node_bin.k" "$node_bin"
 }
 
 build_etcd() {
@@ -117,14 +136,23 @@ build_kwok() {
   rm -rf "$kwok_bin"; mv "$kwok_bin.tmp" "$kwok_bin"
 }
 
+build_sleep() {
+  if have_all "$sleep_bin" sleep; then log "test-image sleep: cached"; return; fi
+  need_go
+  log "test-image sleep: building"
+  (cd "$here/images/sleep" && go build -trimpath -ldflags "-s -w" -o "$sleep_bin.tmp/sleep" .)
+  rm -rf "$sleep_bin"; mv "$sleep_bin.tmp" "$sleep_bin"
+}
+
 what=${1:-all}
 case $what in
-  all) build_kwok; build_etcd; build_kubernetes ;;
+  all) build_kwok; build_etcd; build_kubernetes; build_node; build_sleep ;;
   kubernetes) build_kubernetes ;;
+  node) build_node; build_sleep ;;
   etcd) build_etcd ;;
   kwok) build_kwok ;;
   paths) ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|paths]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|node|paths]" >&2; exit 2 ;;
 esac
-printf 'K8S_BIN=%s\nETCD_BIN=%s\nKWOK_BIN=%s\nKWOK_MODDIR=%s\n' "$k8s_bin" "$etcd_bin" "$kwok_bin" \
+printf 'K8S_BIN=%s\nETCD_BIN=%s\nKWOK_BIN=%s\nNODE_BIN=%s\nSLEEP_BIN=%s\nKWOK_MODDIR=%s\n' "$k8s_bin" "$etcd_bin" "$kwok_bin" "$node_bin" "$sleep_bin" \
   "$GOMODCACHE/sigs.k8s.io/kwok@$KWOK_VERSION"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local test cluster: a real control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, etcd) with nodes simulated by kwok, started by kwokctl in binary mode.
+# kube-scheduler, etcd) with nodes simulated by kwok, started by kwokctl in binary mode, and
+# one real node (realnode.sh: kubelet + containerd + local registries) that kwok leaves alone.
 #
 #   cluster.sh up          build if needed, start (or reuse a healthy one), wait for every node
 #   cluster.sh down        stop every process of the cluster and remove its state
@@ -9,6 +10,7 @@
 #
 # Settings (environment):
 #   CLUSTER_NODES=3            plain nodes (the gpu pool adds 1 tainted node)
+#   CLUSTER_REAL_NODES=1       1: add real-node-0 (realnode.sh documents its own settings); 0: kwok only
 #   CLUSTER_FLAVOUR=kubernetes kubernetes | openshift (adds the OpenShift quota and route APIs)
 #   CLUSTER_API_PORT=6446      kube-apiserver port on 127.0.0.1
 #   CLUSTER_NAME=kip           kwokctl cluster name
@@ -21,6 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 KIP_CACHE=${KIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kip-image-puller}
 CLUSTER_NAME=${CLUSTER_NAME:-kip}
 CLUSTER_NODES=${CLUSTER_NODES:-3}
+CLUSTER_REAL_NODES=${CLUSTER_REAL_NODES:-1}
 CLUSTER_FLAVOUR=${CLUSTER_FLAVOUR:-kubernetes}
 CLUSTER_API_PORT=${CLUSTER_API_PORT:-6446}
 KIP_CLUSTER_DIR=${KIP_CLUSTER_DIR:-$KIP_CACHE/cluster}
@@ -47,7 +50,10 @@ validate_settings() {
     die "CLUSTER_FLAVOUR must be 'kubernetes' or 'openshift', got '$CLUSTER_FLAVOUR'" ;;
   esac
   [[ $CLUSTER_API_PORT =~ ^[0-9]+$ ]] || die "CLUSTER_API_PORT must be a port number, got '$CLUSTER_API_PORT'"
+  case $CLUSTER_REAL_NODES in 0|1) ;; *) die "CLUSTER_REAL_NODES must be 0 or 1, got '$CLUSTER_REAL_NODES'" ;; esac
 }
+
+realnode() { KIP_CLUSTER_DIR=$KIP_CLUSTER_DIR CLUSTER_NAME=$CLUSTER_NAME "$here/realnode.sh" "$@"; }
 
 # Every process of this cluster runs a binary linked from, or a flag naming, its directory.
 cluster_pids() {
@@ -60,7 +66,8 @@ cluster_pids() {
 state_value() { sed -n "s/^$1=//p" "$state_file"; }
 
 healthy() {
-  [ -f "$kubeconfig" ] && kc get --raw /readyz >/dev/null 2>&1
+  [ -f "$kubeconfig" ] && kc get --raw /readyz >/dev/null 2>&1 || return 1
+  [ "$CLUSTER_REAL_NODES" = 0 ] || realnode healthy
 }
 
 port_owner() {
@@ -92,6 +99,18 @@ componentsPatches:
     extraArgs:
       - key: unsafe-no-fsync
         value: "true"
+  # The real node's kubelet is held to what a node may change, as on a real cluster.
+  - name: kube-apiserver
+    extraArgs:
+      - key: enable-admission-plugins
+        value: NodeRestriction
+  # kwok manages only its own nodes (they carry this annotation), never the real node's pods.
+  - name: kwok-controller
+    extraArgs:
+      - key: manage-all-nodes
+        value: "false"
+      - key: manage-nodes-with-annotation-selector
+        value: kwok.x-k8s.io/node=fake
 EOF
     # Custom stages replace kwok's defaults, so the defaults come along, from the pinned
     # module. pod-ready must leave alone the pods the pull-failure stage owns.
@@ -159,16 +178,17 @@ cmd_up() {
   validate_settings
   "$here/build.sh" all >/dev/null
   paths
-  local want=$((CLUSTER_NODES + 1))
+  local want=$((CLUSTER_NODES + 1 + CLUSTER_REAL_NODES))
+  [ "$CLUSTER_REAL_NODES" = 0 ] || "$here/deps.sh"
   if healthy && [ -f "$state_file" ]; then
-    local have_nodes have_flavour
-    have_nodes=$(state_value NODES); have_flavour=$(state_value FLAVOUR)
-    if [ "$have_nodes" = "$CLUSTER_NODES" ] && [ "$have_flavour" = "$CLUSTER_FLAVOUR" ]; then
-      log "already running ($CLUSTER_NODES plain nodes + 1 gpu, $CLUSTER_FLAVOUR); reusing it"
+    local have_nodes have_flavour have_real
+    have_nodes=$(state_value NODES); have_flavour=$(state_value FLAVOUR); have_real=$(state_value REAL_NODES)
+    if [ "$have_nodes" = "$CLUSTER_NODES" ] && [ "$have_flavour" = "$CLUSTER_FLAVOUR" ] && [ "$have_real" = "$CLUSTER_REAL_NODES" ]; then
+      log "already running ($CLUSTER_NODES plain nodes + 1 gpu + $CLUSTER_REAL_NODES real, $CLUSTER_FLAVOUR); reusing it"
       wait_nodes_ready "$want" 120
       echo "$kubeconfig"; return 0
     fi
-    log "running with $have_nodes nodes ($have_flavour); replacing it with $CLUSTER_NODES ($CLUSTER_FLAVOUR)"
+    log "running with $have_nodes nodes + ${have_real:-0} real ($have_flavour); replacing it with $CLUSTER_NODES + $CLUSTER_REAL_NODES real ($CLUSTER_FLAVOUR)"
     cmd_down
   elif [ -d "$cluster_dir" ] || [ -n "$(cluster_pids)" ]; then
     log "found a stale or half-dead cluster from an earlier run; removing it"
@@ -188,6 +208,7 @@ cmd_up() {
   fi
   kc apply -f "$here/manifests/gpu-node.yaml" >/dev/null
   create_plain_nodes "$CLUSTER_NODES"
+  [ "$CLUSTER_REAL_NODES" = 0 ] || realnode up
   if [ "$CLUSTER_FLAVOUR" = openshift ]; then
     kc apply -f "$here/manifests/openshift/" >/dev/null
     kc wait --for=condition=Established --timeout=60s \
@@ -195,7 +216,8 @@ cmd_up() {
   fi
   wait_nodes_ready "$want" 600
   # Pods in a new namespace are refused until its default ServiceAccount exists.
-  printf 'NODES=%s\nFLAVOUR=%s\nKUBECONFIG=%s\n' "$CLUSTER_NODES" "$CLUSTER_FLAVOUR" "$kubeconfig" > "$state_file"
+  printf 'NODES=%s\nFLAVOUR=%s\nREAL_NODES=%s\nKUBECONFIG=%s\n' "$CLUSTER_NODES" "$CLUSTER_FLAVOUR" "$CLUSTER_REAL_NODES" \
+    "$kubeconfig" > "$state_file"
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   log "ready: $want nodes Ready in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s"
   log "kubeconfig: $kubeconfig"
@@ -204,6 +226,8 @@ cmd_up() {
 
 cmd_down() {
   paths
+  # The real node first: its kubelet and pods need the API server to stop cleanly.
+  realnode down
   if [ -d "$cluster_dir" ]; then
     kwokctl delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true
   fi
@@ -234,6 +258,7 @@ cmd_status() {
   kc version 2>/dev/null | sed 's/^/  /'
   echo "nodes: $(kc get nodes --no-headers | awk '$2 == "Ready"' | wc -l) Ready of $(kc get nodes --no-headers | wc -l)"
   kc get nodes -o custom-columns='NAME:.metadata.name,STATUS:.status.conditions[?(@.type=="Ready")].status,TAINTS:.spec.taints[*].key' | head -n 12
+  if [ -d "$KIP_CLUSTER_DIR/real-node-0" ]; then echo "real node:"; realnode status; fi
 }
 
 case ${1:-} in
@@ -241,5 +266,6 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   kubeconfig) echo "$kubeconfig" ;;
-  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+  real-node-env) realnode env ;;
+  *) echo "usage: $0 up|down|status|kubeconfig|real-node-env" >&2; exit 2 ;;
 esac

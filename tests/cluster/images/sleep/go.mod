@@ -1,0 +1,3 @@
+module kip.local/sleep
+
+go 1.26
