@@ -34,6 +34,8 @@ TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 AFFINITY_KEYS = frozenset(("nodeAffinity", "podAffinity", "podAntiAffinity"))
 STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by")
 TRUE_STRINGS = ("true", "yes", "on", "1")
+# Shorter intervals make the kubelet's restart back-off, not the interval, set the pace.
+MIN_CACHING_INTERVAL_SECONDS = 10
 FALSE_STRINGS = ("false", "no", "off", "0")
 
 
@@ -113,6 +115,19 @@ class _Checker:
             self.fail(variable, f"must be at least {minimum}, got {value}")
             return None
         return value
+
+    def hours(self, variable: str, *, minimum_seconds: int) -> float | int | None:
+        """A positive number of hours, fractions allowed (0.25 is 15 minutes), of at least minimum_seconds."""
+        value = self.raw.get(PREFIX + variable)
+        if isinstance(value, str) and re.fullmatch(r"\s*[+]?([0-9]+\.?[0-9]*|\.[0-9]+)\s*", value):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(variable, f"expected a number of hours such as 1 or 0.25, got {value!r}")
+            return None
+        if round(value * 3600) < minimum_seconds:
+            self.fail(variable, f"must be at least {minimum_seconds} seconds ({minimum_seconds / 3600:.4f} hours), got {value}")
+            return None
+        return int(value) if float(value).is_integer() else value
 
     def boolean(self, variable: str) -> bool | None:
         value = self.raw.get(PREFIX + variable)
@@ -274,7 +289,10 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), requ
     label = "a DNS-1123 label (lowercase letters, digits, '-', at most 63)"
     out["daemonset_name"] = check.text("daemonset_name", pattern=DNS1123_LABEL, rule=label, max_length=63)
     out["namespace"] = check.text("namespace", pattern=DNS1123_LABEL, rule=label, max_length=63)
-    out["caching_interval_hours"] = check.integer("caching_interval_hours", minimum=1)
+    out["caching_interval_hours"] = check.hours("caching_interval_hours", minimum_seconds=MIN_CACHING_INTERVAL_SECONDS)
+    if out["caching_interval_hours"] is not None:
+        # What each cached container sleeps before it exits and the kubelet pulls its image again.
+        out["caching_interval_seconds"] = round(out["caching_interval_hours"] * 3600)
     amounts = {}
     for resource in ("memory", "cpu"):
         for kind in ("request", "limit"):
@@ -307,7 +325,7 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), requ
                                             rule="a PriorityClass name (DNS-1123 subdomain)",
                                             max_length=253, empty_ok=True)
     out["run_as_user"] = check.integer("run_as_user", minimum=1)
-    for flag in ("wait", "create_namespace", "pod_security", "quota_check"):
+    for flag in ("wait", "create_namespace", "pod_security", "quota_check", "refresh"):
         out[flag] = check.boolean(flag)
     out["wait_timeout"] = check.integer("wait_timeout", minimum=1)
     if check.errors:

@@ -34,6 +34,7 @@ DEFAULTS = {
     "image_puller_create_namespace": True,
     "image_puller_pod_security": True,
     "image_puller_quota_check": True,
+    "image_puller_refresh": False,
 }
 
 
@@ -53,6 +54,12 @@ def test_the_defaults_are_valid():
     ("changes", "key", "expected"),
     [
         pytest.param({"caching_interval_hours": "3"}, "caching_interval_hours", 3, id="an AWX string hour count becomes an int"),
+        pytest.param({"caching_interval_hours": "3"}, "caching_interval_seconds", 10800, id="three hours are 10800 seconds of sleep"),
+        pytest.param({"caching_interval_hours": 0.25}, "caching_interval_seconds", 900, id="a quarter of an hour is 900 seconds"),
+        pytest.param({"caching_interval_hours": "0.01"}, "caching_interval_hours", 0.01, id="an AWX string fraction stays a fraction"),
+        pytest.param({"caching_interval_hours": "0.01"}, "caching_interval_seconds", 36, id="a hundredth of an hour is 36 seconds"),
+        pytest.param({"caching_interval_hours": 2.0}, "caching_interval_hours", 2, id="a whole float is written as a whole number"),
+        pytest.param({"refresh": "true"}, "refresh", True, id="a survey's true asks for a refresh"),
         pytest.param({"wait_timeout": " 900 "}, "wait_timeout", 900, id="an AWX string timeout becomes an int"),
         pytest.param({"wait": "false"}, "wait", False, id="the string false becomes false"),
         pytest.param({"quota_check": "yes"}, "quota_check", True, id="the string yes becomes true"),
@@ -88,9 +95,12 @@ def test_normalise(changes, key, expected):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        pytest.param({"caching_interval_hours": "one"}, "image_puller_caching_interval_hours: expected a whole number",
+        pytest.param({"caching_interval_hours": "one"}, "image_puller_caching_interval_hours: expected a number of hours",
                      id="a word for the hour count is an error"),
-        pytest.param({"caching_interval_hours": 0}, "must be at least 1", id="a zero hour interval is an error"),
+        pytest.param({"caching_interval_hours": 0}, "must be at least 10 seconds", id="a zero hour interval is an error"),
+        pytest.param({"caching_interval_hours": "-1"}, "expected a number of hours", id="a negative interval is an error"),
+        pytest.param({"caching_interval_hours": 0.002}, "must be at least 10 seconds", id="7 seconds is below the minimum"),
+        pytest.param({"caching_interval_hours": True}, "expected a number of hours", id="a boolean interval is an error"),
         pytest.param({"caching_memory_limit": "20MB"}, "image_puller_caching_memory_limit: '20MB' is not a Kubernetes quantity",
                      id="a memory limit in MB is an error"),
         pytest.param({"caching_cpu_request": "0"}, "must be greater than zero", id="a zero cpu request is an error"),
