@@ -43,7 +43,7 @@ venv: $(VENV)/.installed ## Python venv with the pinned tools; the collection is
 .PHONY: cluster cluster-down cluster-status cluster-build
 cluster-build: ## build (or reuse) the cluster binaries
 	tests/cluster/build.sh all >/dev/null
-cluster: ## start the local cluster (kwok nodes; CLUSTER_NODES=N, CLUSTER_FLAVOUR=openshift)
+cluster: ## start the local cluster (kwok nodes + real-node-0; CLUSTER_NODES=N, CLUSTER_FLAVOUR=openshift, CLUSTER_REAL_NODES=0)
 	$(CLUSTER) up
 cluster-down: ## stop the local cluster and remove its state
 	$(CLUSTER) down
@@ -94,3 +94,5 @@ bench: venv ## benchmarks: cluster start (replaces the running cluster) and quot
 demo: venv cluster ## deploy a sample image set to the local cluster and show it per node
 	$(LOCAL_ENV) $(BIN)/ansible-playbook kip.image_puller.deploy -e @playbooks/vars/demo.yml
 	$(LOCAL_ENV) $(BIN)/ansible-playbook kip.image_puller.status -e @playbooks/vars/demo.yml
+	@if [ "$${CLUSTER_REAL_NODES:-1}" != 0 ]; then echo "Images in real-node-0's own store (crictl images):"; \
+	  $(CLUSTER) real-node-images; fi

@@ -267,5 +267,6 @@ case ${1:-} in
   status) cmd_status ;;
   kubeconfig) echo "$kubeconfig" ;;
   real-node-env) realnode env ;;
-  *) echo "usage: $0 up|down|status|kubeconfig|real-node-env" >&2; exit 2 ;;
+  real-node-images) realnode images ;;
+  *) echo "usage: $0 up|down|status|kubeconfig|real-node-env|real-node-images" >&2; exit 2 ;;
 esac

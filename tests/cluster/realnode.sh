@@ -8,6 +8,7 @@
 #                        unmount what they mounted, remove their network namespaces and bridge
 #   realnode.sh status   which of its processes run
 #   realnode.sh env      the facts tests need (registries, sockets, credentials file), as NAME=value
+#   realnode.sh images   the node's image store, read through its CRI socket (crictl images)
 #
 # The node carries the taint kip.test/real-node=true:NoSchedule: only pods that tolerate it
 # run there (every image they name must be in the local registries; nothing public is reachable).
@@ -157,6 +158,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$registry/kip-test/pause:3.10"
   restrict_oom_score_adj = true
+  # Pod network namespaces under the state folder, so stopping the node finds every one.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -322,5 +325,6 @@ case ${1:-} in
   status) cmd_status ;;
   healthy) cmd_healthy ;;
   env) cmd_env ;;
-  *) echo "usage: $0 up|down|status|healthy|env" >&2; exit 2 ;;
+  images) paths; cri images --digests ;;
+  *) echo "usage: $0 up|down|status|healthy|env|images" >&2; exit 2 ;;
 esac
