@@ -65,7 +65,10 @@ preflight() {
   [ ${#missing[@]} -eq 0 ] || die "missing for the real node: ${missing[*]}; run tests/cluster/deps.sh (Debian packages) or set CLUSTER_REAL_NODES=0"
   local probe=/sys/fs/cgroup/memory/kip-probe-$$
   if [ -d /sys/fs/cgroup/memory ]; then
-    mkdir "$probe" 2>/dev/null && rmdir "$probe" || die "cannot create cgroups under /sys/fs/cgroup/memory (no cgroup write access); the kubelet needs it; set CLUSTER_REAL_NODES=0"
+    if ! mkdir "$probe" 2>/dev/null; then
+      die "cannot create cgroups under /sys/fs/cgroup/memory (no cgroup write access); the kubelet needs it; set CLUSTER_REAL_NODES=0"
+    fi
+    rmdir "$probe"
   elif ! [ -w /sys/fs/cgroup ]; then
     die "cannot write to /sys/fs/cgroup; the kubelet needs cgroup write access; set CLUSTER_REAL_NODES=0"
   fi
@@ -74,7 +77,9 @@ preflight() {
     owner=$(port_owner "$port")
     [ -z "$owner" ] || die "port $port on 127.0.0.1 is in use by $owner; stop it, or choose CLUSTER_REGISTRY_PORT / CLUSTER_KUBELET_PORT"
   done
-  [ -f "$cluster_dir/pki/ca.crt" ] && [ -f "$cluster_dir/pki/ca.key" ] || die "the cluster's CA ($cluster_dir/pki) is missing; start the control plane first (cluster.sh up)"
+  if ! [ -f "$cluster_dir/pki/ca.crt" ] || ! [ -f "$cluster_dir/pki/ca.key" ]; then
+    die "the cluster's CA ($cluster_dir/pki) is missing; start the control plane first (cluster.sh up)"
+  fi
 }
 
 start_bg() {  # name, command...: runs detached, its log and pid under $dir
@@ -282,7 +287,7 @@ cmd_down() {
   # Whatever is still mounted under the node's folder (sandbox shm, overlay rootfs, kubelet
   # volumes), deepest first.
   local m
-  for m in $(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+  awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true
   done
   local ns
