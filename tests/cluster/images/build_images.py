@@ -9,6 +9,8 @@ only, so it runs before any virtual environment exists.
                          [--private 127.0.0.1:5001 --user U --password-file F]
     build_images.py tag --registry R NAME FROM_TAG TO_TAG     point TO_TAG at FROM_TAG's manifest
     build_images.py digest --registry R NAME TAG              print the manifest digest
+    build_images.py bench --registry R --count N --size-mib M push kip-bench/img-I:1 (I < N), each
+                                                              one layer of M MiB that does not compress
 
 The images (NAME:TAG under the registry):
     kip-test/pause:3.10          the pod sandbox: the static pause of the pinned Kubernetes tag
@@ -28,6 +30,7 @@ import gzip
 import hashlib
 import io
 import json
+import random
 import sys
 import tarfile
 import urllib.error
@@ -147,6 +150,15 @@ def push_all(args: argparse.Namespace) -> None:
         print(f"{args.private}/kip-test/private:1 {private.push_image('kip-test/private', '1', blob, diff_id, {})}")
 
 
+def push_bench(args: argparse.Namespace) -> None:
+    """Images of a known size for the pull benchmark: seeded random bytes, the same on every run."""
+    public = Registry(args.registry)
+    for index in range(args.count):
+        data = random.Random(f"kip-bench-{index}").randbytes(args.size_mib << 20)
+        blob, diff_id = layer({"data/blob": (data, 0o644)}, {})
+        print(f"{args.registry}/kip-bench/img-{index}:1 {public.push_image(f'kip-bench/img-{index}', '1', blob, diff_id, {})}")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,9 +179,15 @@ def main(argv: list[str]) -> int:
     dig.add_argument("--registry", required=True)
     dig.add_argument("name")
     dig.add_argument("tag")
+    bench = sub.add_parser("bench")
+    bench.add_argument("--registry", required=True)
+    bench.add_argument("--count", type=int, default=10)
+    bench.add_argument("--size-mib", type=int, default=50)
     args = parser.parse_args(argv)
     if args.command == "push":
         push_all(args)
+    elif args.command == "bench":
+        push_bench(args)
     elif args.command == "tag":
         print(Registry(args.registry).tag(args.name, args.source, args.target))
     else:
