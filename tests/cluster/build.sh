@@ -47,7 +47,7 @@ have_all() { local d=$1; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; do
 build_k8s_cmds() {
   local out_dir=$1; shift
   local cmds=("$@")
-  local w; w=$(mktemp -d); trap 'rm -rf "$w"' RETURN
+  local w; w=$(mktemp -d); trap 'rm -rf "$w"; trap - RETURN' RETURN
   local staging_ver="v0.${KUBE_VERSION#v1.}"
   (
     cd "$w"
@@ -113,7 +113,7 @@ build_etcd() {
   if have_all "$etcd_bin" etcd; then log "etcd $ETCD_VERSION: cached"; return; fi
   need_go
   log "etcd $ETCD_VERSION: building"
-  local w; w=$(mktemp -d); trap 'rm -rf "$w"' RETURN
+  local w; w=$(mktemp -d); trap 'rm -rf "$w"; trap - RETURN' RETURN
   (
     cd "$w"
     go mod init kip.local/etcdbin >/dev/null 2>&1
