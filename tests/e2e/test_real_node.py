@@ -144,6 +144,21 @@ def ok(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, f"the playbook failed (rc {proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
 
 
+def test_the_real_node_is_a_kubelet_held_to_node_rules_and_left_alone_by_kwok(node, kubectl):
+    real = kubectl.json("get", "node", NODE)
+    info = real["status"]["nodeInfo"]
+    assert info["kubeletVersion"] == kubectl.json("version")["serverVersion"]["gitVersion"]
+    assert info["containerRuntimeVersion"].startswith("containerd://")
+    assert "kwok.x-k8s.io/node" not in (real["metadata"].get("annotations") or {}), "kwok must not manage the real node"
+    assert {"key": "kip.test/real-node", "value": "true", "effect": "NoSchedule"} in real["spec"]["taints"]
+    # The kubelet's own identity: the Node authorizer and NodeRestriction let it change its own Node, not another.
+    as_node = ["--kubeconfig", str(Path(node.facts["REAL_NODE_DIR"]) / "kubeconfig")]
+    assert kubectl.run(*as_node, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout == f"system:node:{NODE}"
+    other = kubectl.run(*as_node, "label", "node", "kwok-node-0", "kip.test/touched=yes", check=False)
+    assert other.returncode != 0 and "forbidden" in other.stderr.lower(), other.stderr
+    assert kubectl.run(*as_node, "get", "secrets", "-A", check=False).returncode != 0
+
+
 def test_every_image_is_in_the_node_store_with_the_registry_digest(node, kubectl, playbook, namespace):
     images = [{"name": "no-shell", "image": f"{node.registry}/kip-test/no-shell:1"},
               {"name": "root-user", "image": f"{node.registry}/kip-test/root-user:1"}]
