@@ -47,7 +47,10 @@ paths() {
   export PATH=$K8S_BIN:$NODE_BIN:$PATH SLEEP_BIN
 }
 kc() { kubectl --kubeconfig "$cluster_dir/kubeconfig.yaml" "$@"; }
-cri() { crictl --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" --timeout 30s "$@"; }
+cri() {
+  [ -f "$dir/crictl.yaml" ] || printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n' "$sock" "$sock" > "$dir/crictl.yaml"
+  crictl --config "$dir/crictl.yaml" "$@"
+}
 
 port_owner() {
   ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\),pid=\([0-9]*\).*/\1 (pid \2)/p' | head -n 1
