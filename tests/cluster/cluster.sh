@@ -181,14 +181,16 @@ cmd_up() {
   local want=$((CLUSTER_NODES + 1 + CLUSTER_REAL_NODES))
   [ "$CLUSTER_REAL_NODES" = 0 ] || "$here/deps.sh"
   if healthy && [ -f "$state_file" ]; then
-    local have_nodes have_flavour have_real
+    local have_nodes have_flavour have_real have_age
     have_nodes=$(state_value NODES); have_flavour=$(state_value FLAVOUR); have_real=$(state_value REAL_NODES)
-    if [ "$have_nodes" = "$CLUSTER_NODES" ] && [ "$have_flavour" = "$CLUSTER_FLAVOUR" ] && [ "$have_real" = "$CLUSTER_REAL_NODES" ]; then
+    have_age=$(state_value IMAGE_MAX_AGE)
+    if [ "$have_nodes" = "$CLUSTER_NODES" ] && [ "$have_flavour" = "$CLUSTER_FLAVOUR" ] &&
+       [ "$have_real" = "$CLUSTER_REAL_NODES" ] && [ "$have_age" = "${REAL_NODE_IMAGE_MAX_AGE:-0s}" ]; then
       log "already running ($CLUSTER_NODES plain nodes + 1 gpu + $CLUSTER_REAL_NODES real, $CLUSTER_FLAVOUR); reusing it"
       wait_nodes_ready "$want" 120
       echo "$kubeconfig"; return 0
     fi
-    log "running with $have_nodes nodes + ${have_real:-0} real ($have_flavour); replacing it with $CLUSTER_NODES + $CLUSTER_REAL_NODES real ($CLUSTER_FLAVOUR)"
+    log "running with $have_nodes nodes + ${have_real:-0} real ($have_flavour); replacing it with $CLUSTER_NODES + $CLUSTER_REAL_NODES real ($CLUSTER_FLAVOUR, image max age ${REAL_NODE_IMAGE_MAX_AGE:-0s})"
     cmd_down
   elif [ -d "$cluster_dir" ] || [ -n "$(cluster_pids)" ]; then
     log "found a stale or half-dead cluster from an earlier run; removing it"
@@ -216,8 +218,8 @@ cmd_up() {
   fi
   wait_nodes_ready "$want" 600
   # Pods in a new namespace are refused until its default ServiceAccount exists.
-  printf 'NODES=%s\nFLAVOUR=%s\nREAL_NODES=%s\nKUBECONFIG=%s\n' "$CLUSTER_NODES" "$CLUSTER_FLAVOUR" "$CLUSTER_REAL_NODES" \
-    "$kubeconfig" > "$state_file"
+  printf 'NODES=%s\nFLAVOUR=%s\nREAL_NODES=%s\nIMAGE_MAX_AGE=%s\nKUBECONFIG=%s\n' "$CLUSTER_NODES" "$CLUSTER_FLAVOUR" \
+    "$CLUSTER_REAL_NODES" "${REAL_NODE_IMAGE_MAX_AGE:-0s}" "$kubeconfig" > "$state_file"
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   log "ready: $want nodes Ready in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s"
   log "kubeconfig: $kubeconfig"
