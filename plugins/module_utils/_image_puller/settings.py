@@ -328,6 +328,12 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), requ
     for flag in ("wait", "create_namespace", "pod_security", "quota_check", "network_policy"):
         out[flag] = check.boolean(flag)
     out["wait_timeout"] = check.integer("wait_timeout", minimum=1)
+    # Connection: blank or unset means "leave it to K8S_AUTH_VERIFY_SSL" (an AWX survey's blank answer).
+    validate_certs = raw.get(PREFIX + "validate_certs")
+    if validate_certs is None or (isinstance(validate_certs, str) and not validate_certs.strip()):
+        out["validate_certs"] = None
+    else:
+        out["validate_certs"] = check.boolean("validate_certs")
     if check.errors:
         raise SettingsError(check.errors)
     return out
