@@ -29,7 +29,7 @@ score() {
   trap 'rm -rf "$out"' EXIT
   # Rendering needs no cluster: the platform is given, so nothing asks the API server.
   ANSIBLE_LOCALHOST_WARNING=false ansible-playbook "$here/render.yml" -e "render_dir=$out" >/dev/null
-  echo "[kube-score] $(ls "$out" | tr '\n' ' ')" >&2
+  echo "[kube-score] $(cd "$out" && printf '%s ' *.yaml)" >&2
   # Warnings fail too: every finding is either fixed or explained in the role's README.
   "$kube_score" score --output-format ci --exit-one-on-warning "$@" "$out"/*.yaml
 }
