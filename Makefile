@@ -51,8 +51,8 @@ cluster-status: ## show the local cluster
 	$(CLUSTER) status
 
 ## ---- tests -------------------------------------------------------------------
-.PHONY: test unit e2e e2e-gc sanity units lint argspec-check molecule molecule-quota bench
-test: venv argspec-check unit lint sanity units ## everything CI runs: static gates, then both cluster flavours
+.PHONY: test unit e2e e2e-gc sanity units lint argspec-check molecule molecule-quota bench kube-score ee galaxy-import
+test: venv argspec-check unit lint sanity units kube-score ee galaxy-import ## everything CI runs: static gates, then both cluster flavours
 	$(MAKE) --no-print-directory cluster e2e molecule CLUSTER_FLAVOUR=kubernetes
 	$(MAKE) --no-print-directory cluster e2e molecule-quota CLUSTER_FLAVOUR=openshift \
 	  E2E="tests/e2e/test_cluster.py tests/e2e/test_quota_module.py"
@@ -81,6 +81,15 @@ lint: venv ## ansible-lint, production profile
 
 argspec-check: venv ## defaults/main.yml and meta/argument_specs.yml hold the same keys and defaults
 	$(BIN)/python tests/tools/check_argument_specs.py roles/image_puller
+
+kube-score: venv ## kube-score on the manifests the role renders (kube-score built once with go install)
+	PATH=$(BIN):$(PATH) ANSIBLE_COLLECTIONS_PATH=$(SITE_PACKAGES) tests/tools/kube-score.sh score
+
+ee: venv ## ansible-builder: the collection's needs (introspect) and a build context for docs/ee/execution-environment.yml
+	PATH=$(BIN):$(PATH) tests/tools/awx-tools.sh ee
+
+galaxy-import: venv ## galaxy-importer on the built tarball, offline
+	PATH=$(BIN):$(PATH) tests/tools/awx-tools.sh galaxy-import
 
 molecule: venv cluster ## molecule scenario `default` against the local cluster
 	$(LOCAL_ENV) $(BIN)/molecule test -s default

@@ -18,7 +18,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.set
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.upstream import configmap_data
 
 
-def image_puller_settings(value, reserved=None, require_images=True, report=False):
+def image_puller_settings(value, reserved=None, require_images=True, report=False, given=None, known=None):
     """A mapping of image_puller_* variables -> checked, normalised settings (prefix dropped).
 
     With report=True nothing is raised: the result is {"settings": ..., "errors": [...]}, so a
@@ -29,7 +29,8 @@ def image_puller_settings(value, reserved=None, require_images=True, report=Fals
     try:
         # YAML reads JSON as well, so the upstream JSON strings and YAML text both work.
         settings = normalise(dict(value), load_text=yaml.safe_load, reserved=tuple(reserved or ("copy-sleep",)),
-                             require_images=bool(require_images))
+                             require_images=bool(require_images), given=list(given or ()),
+                             known=None if known is None else list(known))
     except SettingsError as exc:
         if report:
             return {"settings": {}, "errors": exc.errors}

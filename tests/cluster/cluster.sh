@@ -138,6 +138,8 @@ EOF
 
 # The plain pool, kwok-node-0..N-1, created by parallel streams: the API server takes one
 # stream's creates one after another, and kwokctl's own `scale node` is one such stream.
+# Like every real kubelet they report ephemeral-storage; pods that request it could not be
+# scheduled otherwise.
 create_plain_nodes() {
   local n=$1 streams=8 s pids=()
   for ((s = 0; s < streams && s < n; s++)); do
@@ -147,8 +149,8 @@ create_plain_nodes() {
         print "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: " name
         print "  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: \"0\"}"
         print "  labels: {kubernetes.io/arch: amd64, kubernetes.io/os: linux, kubernetes.io/hostname: " name ", type: kwok}"
-        print "status:\n  allocatable: {cpu: \"32\", memory: 256Gi, pods: \"110\"}"
-        print "  capacity: {cpu: \"32\", memory: 256Gi, pods: \"110\"}"
+        print "status:\n  allocatable: {cpu: \"32\", memory: 256Gi, ephemeral-storage: 100Gi, pods: \"110\"}"
+        print "  capacity: {cpu: \"32\", memory: 256Gi, ephemeral-storage: 100Gi, pods: \"110\"}"
         print "  nodeInfo: {architecture: amd64, operatingSystem: linux}"
       } }' | kc create -f - >>"$KIP_CLUSTER_DIR/create.log" 2>&1 &
     pids+=($!)

@@ -10,8 +10,12 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import re
+
+from ansible.module_utils.common.validation import check_type_bool, check_type_float, check_type_int
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.images import (
     ImageListError,
@@ -33,10 +37,10 @@ TOLERATION_OPERATORS = ("Exists", "Equal")
 TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 AFFINITY_KEYS = frozenset(("nodeAffinity", "podAffinity", "podAntiAffinity"))
 STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by")
-TRUE_STRINGS = ("true", "yes", "on", "1")
 # Shorter intervals make the kubelet's restart back-off, not the interval, set the pace.
 MIN_CACHING_INTERVAL_SECONDS = 10
-FALSE_STRINGS = ("false", "no", "off", "0")
+# Unknown image_puller_* variables are usually misspelt ones: suggest the nearest known name.
+SUGGESTION_CUTOFF = 0.6
 
 
 def qualified_name_problem(key: str) -> str | None:
@@ -102,13 +106,11 @@ class _Checker:
         return value
 
     def integer(self, variable: str, *, minimum: int) -> int | None:
+        # Ansible's own conversion, so what the argument spec accepts ("600", 600.0) is accepted here.
         value = self.raw.get(PREFIX + variable)
-        if isinstance(value, bool):
-            self.fail(variable, f"expected a whole number, got {value!r}")
-            return None
-        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
-            value = int(value)
-        if not isinstance(value, int):
+        try:
+            value = check_type_int(value.strip() if isinstance(value, str) else value)
+        except TypeError:
             self.fail(variable, f"expected a whole number, got {value!r}")
             return None
         if value < minimum:
@@ -117,26 +119,33 @@ class _Checker:
         return value
 
     def hours(self, variable: str, *, minimum_seconds: int) -> float | int | None:
-        """A positive number of hours, fractions allowed (0.25 is 15 minutes), of at least minimum_seconds."""
+        """A number of hours, fractions allowed (0.25 is 15 minutes), of at least minimum_seconds.
+
+        Converted as the argument specification's type float converts it (Ansible's check_type_float).
+        """
         value = self.raw.get(PREFIX + variable)
-        if isinstance(value, str) and re.fullmatch(r"\s*[+]?([0-9]+\.?[0-9]*|\.[0-9]+)\s*", value):
-            value = float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            if isinstance(value, bool):
+                raise TypeError(value)
+            number = check_type_float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not math.isfinite(number):
             self.fail(variable, f"expected a number of hours such as 1 or 0.25, got {value!r}")
             return None
-        if round(value * 3600) < minimum_seconds:
+        if round(number * 3600) < minimum_seconds:
             self.fail(variable, f"must be at least {minimum_seconds} seconds ({minimum_seconds / 3600:.4f} hours), got {value}")
             return None
-        return int(value) if float(value).is_integer() else value
+        return int(number) if number.is_integer() else number
 
     def boolean(self, variable: str) -> bool | None:
+        # Ansible's own conversion: true/false, yes/no, y/n, on/off, 1/0, t/f, any case.
         value = self.raw.get(PREFIX + variable)
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in TRUE_STRINGS + FALSE_STRINGS:
-            return value.strip().lower() in TRUE_STRINGS
-        self.fail(variable, f"expected true or false, got {value!r}")
-        return None
+        try:
+            return check_type_bool(value.strip() if isinstance(value, str) else value)
+        except TypeError:
+            self.fail(variable, f"expected true or false, got {value!r}")
+            return None
 
     def quantity(self, variable: str, resource: str):
         value = self.raw.get(PREFIX + variable)
@@ -271,15 +280,32 @@ class _Checker:
         return names
 
 
-def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), require_images: bool = True) -> dict:
+def unknown_variables(given, known) -> list[str]:
+    """One message per name in ``given`` that is not in ``known``, naming the closest known one."""
+    known = sorted(set(known))
+    # Compared without the prefix every name shares, which would make any two names look alike.
+    short = {name.removeprefix(PREFIX): name for name in known}
+    problems = []
+    for name in sorted(set(given) - set(known)):
+        close = difflib.get_close_matches(name.removeprefix(PREFIX), list(short), n=1, cutoff=SUGGESTION_CUTOFF)
+        hint = f"did you mean {short[close[0]]}?" if close else "see ansible-doc -t role kip.image_puller.image_puller"
+        problems.append(f"{name}: not a variable of the role kip.image_puller.image_puller; {hint}")
+    return problems
+
+
+def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), require_images: bool = True,
+              given=(), known=None) -> dict:
     """Check the role variables in ``raw`` (keyed by their full ``image_puller_*`` names).
 
     Returns the settings without the prefix, with proper types; raises :class:`SettingsError`
     listing every problem. ``require_images=False`` accepts an empty image list (removal needs
     none). ``load_text`` parses string forms of mappings and lists (JSON by
-    default; the filter plugin passes a YAML loader, which reads JSON too).
+    default; the filter plugin passes a YAML loader, which reads JSON too). When ``known`` is
+    given, every name in ``given`` (the ``image_puller_*`` variables that are set) must be in it.
     """
     check = _Checker(raw, load_text)
+    if known is not None:
+        check.errors.extend(unknown_variables(given, known))
     out: dict = {}
     try:
         out["images"] = parse_images(raw.get(PREFIX + "images"), reserved=tuple(reserved),
@@ -294,10 +320,10 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), requ
         # What each cached container sleeps before it exits and the kubelet pulls its image again.
         out["caching_interval_seconds"] = round(out["caching_interval_hours"] * 3600)
     amounts = {}
-    for resource in ("memory", "cpu"):
+    for resource in ("memory", "cpu", "ephemeral_storage"):
         for kind in ("request", "limit"):
             key = f"caching_{resource}_{kind}"
-            out[key], amounts[key] = check.quantity(key, resource)
+            out[key], amounts[key] = check.quantity(key, resource.replace("_", "-"))
         request, limit = amounts[f"caching_{resource}_request"], amounts[f"caching_{resource}_limit"]
         if request is not None and limit is not None and request > limit:
             check.fail(f"caching_{resource}_request",
@@ -325,9 +351,15 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), requ
                                             rule="a PriorityClass name (DNS-1123 subdomain)",
                                             max_length=253, empty_ok=True)
     out["run_as_user"] = check.integer("run_as_user", minimum=1)
-    for flag in ("wait", "create_namespace", "pod_security", "quota_check", "refresh"):
+    for flag in ("wait", "create_namespace", "pod_security", "quota_check", "refresh", "network_policy"):
         out[flag] = check.boolean(flag)
     out["wait_timeout"] = check.integer("wait_timeout", minimum=1)
+    # Connection: blank or unset means "leave it to K8S_AUTH_VERIFY_SSL" (an AWX survey's blank answer).
+    validate_certs = raw.get(PREFIX + "validate_certs")
+    if validate_certs is None or (isinstance(validate_certs, str) and not validate_certs.strip()):
+        out["validate_certs"] = None
+    else:
+        out["validate_certs"] = check.boolean("validate_certs")
     if check.errors:
         raise SettingsError(check.errors)
     return out

@@ -4,12 +4,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import upstream
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import SettingsError, normalise
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import SettingsError, normalise, unknown_variables
+
+ROLE = Path(__file__).resolve().parents[4] / "roles" / "image_puller"
+ROLE_OPTIONS = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))["argument_specs"]["main"]["options"]
 
 DEFAULTS = {
     "image_puller_images": "web=nginx:1.27;",
@@ -20,6 +26,8 @@ DEFAULTS = {
     "image_puller_caching_memory_limit": "20Mi",
     "image_puller_caching_cpu_request": ".05",
     "image_puller_caching_cpu_limit": ".2",
+    "image_puller_caching_ephemeral_storage_request": "10Mi",
+    "image_puller_caching_ephemeral_storage_limit": "50Mi",
     "image_puller_node_selector": {},
     "image_puller_affinity": {},
     "image_puller_tolerations": [],
@@ -35,6 +43,7 @@ DEFAULTS = {
     "image_puller_pod_security": True,
     "image_puller_quota_check": True,
     "image_puller_refresh": False,
+    "image_puller_network_policy": True,
 }
 
 
@@ -63,6 +72,16 @@ def test_the_defaults_are_valid():
         pytest.param({"wait_timeout": " 900 "}, "wait_timeout", 900, id="an AWX string timeout becomes an int"),
         pytest.param({"wait": "false"}, "wait", False, id="the string false becomes false"),
         pytest.param({"quota_check": "yes"}, "quota_check", True, id="the string yes becomes true"),
+        pytest.param({"quota_check": "y"}, "quota_check", True, id="the string y becomes true as in an argument spec"),
+        pytest.param({"wait": "N"}, "wait", False, id="the string N becomes false as in an argument spec"),
+        pytest.param({"network_policy": 0}, "network_policy", False, id="the number 0 becomes false"),
+        pytest.param({"validate_certs": ""}, "validate_certs", None, id="a blank validate_certs is unset so K8S_AUTH_VERIFY_SSL applies"),
+        pytest.param({"validate_certs": None}, "validate_certs", None, id="an unset validate_certs stays unset"),
+        pytest.param({"validate_certs": "false"}, "validate_certs", False, id="the string false for validate_certs becomes false"),
+        pytest.param({"wait_timeout": 600.0}, "wait_timeout", 600, id="a whole float timeout becomes an int"),
+        pytest.param({"wait_timeout": "600.0"}, "wait_timeout", 600, id="the string 600.0 becomes an int as in an argument spec"),
+        pytest.param({"caching_ephemeral_storage_limit": "1Gi"}, "caching_ephemeral_storage_limit", "1Gi",
+                     id="an ephemeral-storage limit is kept as given"),
         pytest.param({"caching_cpu_limit": 0.2}, "caching_cpu_limit", "0.2", id="an unquoted YAML cpu number becomes a string"),
         pytest.param({"node_selector": '{"kubernetes.io/os": "linux"}'}, "node_selector", {"kubernetes.io/os": "linux"},
                      id="the upstream JSON node selector is parsed"),
@@ -142,6 +161,14 @@ def test_normalise(changes, key, expected):
         pytest.param({"tolerations": [{"key": "gpu", "value": "a b"}]}, "toleration 1: value 'a b' of 'gpu'",
                      id="a toleration value with a space is an error"),
         pytest.param({"wait": "maybe"}, "image_puller_wait: expected true or false", id="a word that is not a boolean is an error"),
+        pytest.param({"validate_certs": "maybe"}, "image_puller_validate_certs: expected true or false",
+                     id="a word that is not a boolean for validate_certs is an error"),
+        pytest.param({"wait_timeout": "600.5"}, "image_puller_wait_timeout: expected a whole number",
+                     id="a timeout with a fraction is an error as in an argument spec"),
+        pytest.param({"caching_ephemeral_storage_request": "80Mi"}, "image_puller_caching_ephemeral_storage_request: \"80Mi\" is more than",
+                     id="an ephemeral-storage request above its limit is an error"),
+        pytest.param({"caching_ephemeral_storage_limit": "50MB"}, "image_puller_caching_ephemeral_storage_limit: '50MB' is not",
+                     id="an ephemeral-storage limit in MB is an error"),
         pytest.param({"run_as_user": 0}, "image_puller_run_as_user: must be at least 1", id="running as root is an error"),
         pytest.param({"images": "Web=nginx"}, 'image "Web" in image_puller_images', id="image errors come through"),
     ],
@@ -182,3 +209,64 @@ def test_configmap_data_has_the_upstream_keys_and_forms():
 def test_every_upstream_key_names_a_role_variable():
     for key, (variable, _default, _helm) in upstream.KEYS.items():
         assert variable.startswith("image_puller_"), key
+
+
+def _argument_spec_accepts(option, value):
+    spec = {option: {key: ROLE_OPTIONS[option][key] for key in ("type",)}}
+    return not ArgumentSpecValidator(spec).validate({option: value}).error_messages
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        pytest.param(option, value, id=f"{option}={value!r}")
+        for option in ("image_puller_wait", "image_puller_create_namespace", "image_puller_network_policy")
+        for value in (True, False, "y", "n", "Yes", "off", "t", "F", "1", "0", 1, 0, 1.0, "maybe", "", None, [])
+    ] + [
+        pytest.param(option, value, id=f"{option}={value!r}")
+        for option in ("image_puller_wait_timeout", "image_puller_run_as_user", "image_puller_caching_interval_hours")
+        for value in (600, "600", "600.0", 600.0, 600.5, "600.5", "0x10", "six", "", None, [])
+    ],
+)
+def test_the_role_accepts_a_number_or_boolean_exactly_when_the_argument_spec_does(option, value):
+    accepted = _argument_spec_accepts(option, value)
+    if value in (None, ""):
+        accepted = False  # an argument spec lets an unset optional value through; the role has a default there
+    try:
+        settings(**{option.removeprefix("image_puller_"): value})
+    except SettingsError as exc:
+        assert not accepted, f"the argument spec accepts {value!r} for {option}, the role says: {exc}"
+    else:
+        assert accepted, f"the role accepts {value!r} for {option}, the argument spec does not"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        pytest.param(["image_puller_memory_limit"], ["image_puller_memory_limit: not a variable of the role kip.image_puller.image_puller; "
+                                                     "did you mean image_puller_caching_memory_limit?"],
+                     id="a misspelt memory limit names the caching memory limit"),
+        pytest.param(["image_puller_namespce", "image_puller_images"], ["image_puller_namespce: not a variable of the role "
+                                                                        "kip.image_puller.image_puller; did you mean image_puller_namespace?"],
+                     id="a typo in the namespace names the namespace"),
+        pytest.param(["image_puller_zzz"], ["image_puller_zzz: not a variable of the role kip.image_puller.image_puller; "
+                                            "see ansible-doc -t role kip.image_puller.image_puller"],
+                     id="a name close to nothing points to the documentation"),
+        pytest.param(list(ROLE_OPTIONS), [], id="every option of the argument spec is known"),
+    ],
+)
+def test_unknown_variables(given, expected):
+    assert unknown_variables(given, ROLE_OPTIONS) == expected
+
+
+def test_unknown_variables_stop_normalise_with_the_others():
+    with pytest.raises(SettingsError) as caught:
+        normalise({**DEFAULTS, "image_puller_memory_limit": "1Gi"}, given=[*DEFAULTS, "image_puller_memory_limit"], known=ROLE_OPTIONS)
+    assert caught.value.errors == [unknown_variables(["image_puller_memory_limit"], ROLE_OPTIONS)[0]]
+
+
+def test_defaults_here_are_the_role_defaults():
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    assert {key: value for key, value in DEFAULTS.items() if key != "image_puller_images"} == {
+        key: value for key, value in defaults.items() if key in DEFAULTS and key != "image_puller_images"}
+    assert set(DEFAULTS) == set(defaults) - {"image_puller_state", "image_puller_platform", "image_puller_deployer"}
