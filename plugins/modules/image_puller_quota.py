@@ -57,6 +57,13 @@ options:
       - With V(false) the module only reports, in RV(fits) and RV(rows).
     type: bool
     default: true
+  wait_timeout:
+    description:
+      - How many seconds the module keeps retrying while the API server cannot be reached or answers 429 (too many
+        requests) or a 5xx error, as during its restart. It then fails saying since when the API server could not be
+        reached.
+    type: int
+    default: 300
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
@@ -101,6 +108,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+unreachable_since:
+  description:
+    - When (UTC, C(HH:MM:SS UTC)) the API server stopped answering, when the module failed because it could still not
+      reach it when O(wait_timeout) ran out.
+  returned: failure, when the API server could not be reached
+  type: str
+  sample: "14:03:12 UTC"
 fits:
   description: Whether the DaemonSet fits every quota and limit range that applies to it.
   returned: success, or failure after the check ran
@@ -220,6 +234,7 @@ def main() -> None:
         definition={"type": "dict", "required": True},
         namespace={"type": "str"},
         fail_on_insufficient={"type": "bool", "default": True},
+        wait_timeout={"type": "int", "default": 300},
     )
     module = new_module(argument_spec=argument_spec, supports_check_mode=True)
     try:

@@ -13,12 +13,14 @@ nodes stay cheap in time and memory. The arithmetic lives in quota.py.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.apply import prepare_definition
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error_message, api_status, connect
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import QuantityError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import (
@@ -43,15 +45,17 @@ CLUSTER_QUOTA_API = "quota.openshift.io/v1"
 class ClusterReader:
     """Paginated, raw reads of the objects the pre-flight compares."""
 
-    def __init__(self, client: Any, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(self, client: Any, *, page_size: int = PAGE_SIZE, retrier: Retrier | None = None) -> None:
         self._client = client
         self._dynamic = client.client
         self.page_size = page_size
+        # without a retrier (deadline now) a transient failure fails at once
+        self.retrier = retrier or Retrier(deadline=0.0, clock=lambda: 0.0)
 
     def resource(self, kind: str, api_version: str) -> Any | None:
         """The API resource, or None when the cluster does not serve it."""
         try:
-            return self._client.resource(kind, api_version)
+            return self.retrier.call(f"could not discover {kind} ({api_version})", lambda: self._client.resource(kind, api_version))
         except ResourceNotFoundError:
             return None
         except DynamicApiError as exc:
@@ -85,8 +89,8 @@ class ClusterReader:
         token = None
         while True:
             try:
-                response = self._dynamic.get(resource, namespace=namespace, label_selector=label_selector,
-                                             limit=self.page_size, _continue=token, serialize=False)
+                response = self.retrier.call(f"could not list {kind} ({api_version})", lambda page_token=token: self._dynamic.get(
+                    resource, namespace=namespace, label_selector=label_selector, limit=self.page_size, _continue=page_token, serialize=False))
             except DynamicApiError as exc:
                 where = f" in namespace {namespace}" if namespace else ""
                 raise ImagePullerError(f"could not list {kind} ({api_version}){where}: {api_error_message(exc)}", status=api_status(exc)) from exc
@@ -100,7 +104,8 @@ class ClusterReader:
         """One object, or None when it does not exist."""
         resource = self._required(kind, api_version)
         try:
-            response = self._dynamic.get(resource, name=name, namespace=namespace, serialize=False)
+            response = self.retrier.call(f"could not read {kind} {name}",
+                                         lambda: self._dynamic.get(resource, name=name, namespace=namespace, serialize=False))
         except DynamicApiError as exc:
             if api_status(exc) == 404:
                 return None
@@ -190,7 +195,12 @@ def run(module: Any) -> dict[str, Any]:
     """The image_puller_quota module: read, compare, and fail on a shortfall when asked to."""
     params = module.params
     definition = prepare_definition(params["definition"], params.get("namespace"))
-    result = preflight(ClusterReader(connect(module)), definition)
+    if params["wait_timeout"] < 0:
+        raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
+    # the API server going away (restart, overload) is ridden through until wait_timeout, for every read
+    retrier = Retrier(deadline=time.monotonic() + params["wait_timeout"])
+    client = retrier.call("could not connect to the API server", lambda: connect(module))
+    result = preflight(ClusterReader(client, retrier=retrier), definition)
     result["changed"] = False
     if not result["fits"] and params["fail_on_insufficient"]:
         raise ImagePullerError(failure_message(result), **result)
