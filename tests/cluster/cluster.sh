@@ -6,6 +6,8 @@
 #   cluster.sh down        stop every process of the cluster and remove its state
 #   cluster.sh status      what is running, and whether it is healthy
 #   cluster.sh kubeconfig  print the kubeconfig path
+#   cluster.sh apiserver-stop   kill the kube-apiserver (as a crash would); the rest keeps running
+#   cluster.sh apiserver-start  start it again with the same command line; returns once it answers
 #
 # Settings (environment):
 #   CLUSTER_NODES=3            plain nodes (the gpu pool adds 1 tainted node)
@@ -236,10 +238,47 @@ cmd_status() {
   kc get nodes -o custom-columns='NAME:.metadata.name,STATUS:.status.conditions[?(@.type=="Ready")].status,TAINTS:.spec.taints[*].key' | head -n 12
 }
 
+# kwokctl's binary runtime runs kube-apiserver as a plain process whose command line names the
+# cluster's directory; stopping and starting that one process is an API server restart.
+apiserver_pid() {
+  local pid
+  for pid in $(pgrep -f -- "kube-apiserver.*$KWOK_WORKDIR" 2>/dev/null || true); do
+    if [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)")" = kube-apiserver ]; then echo "$pid"; fi
+  done
+}
+
+cmd_apiserver_stop() {
+  local pid; pid=$(apiserver_pid)
+  [ -n "$pid" ] || die "no kube-apiserver of cluster $CLUSTER_NAME is running"
+  # the command line (NUL-separated) and working directory, to start the same process again
+  cp "/proc/$pid/cmdline" "$cluster_dir/apiserver.cmdline"
+  readlink "/proc/$pid/cwd" > "$cluster_dir/apiserver.cwd"
+  kill -9 "$pid"
+  local tries=50
+  while [ -d "/proc/$pid" ] && [ $((tries -= 1)) -gt 0 ]; do sleep 0.1; done
+  log "kube-apiserver (pid $pid) stopped"
+}
+
+cmd_apiserver_start() {
+  [ -f "$cluster_dir/apiserver.cmdline" ] || die "no stopped kube-apiserver to start (run apiserver-stop first)"
+  [ -z "$(apiserver_pid)" ] || die "kube-apiserver of cluster $CLUSTER_NAME is already running"
+  local -a argv; mapfile -d '' -t argv < "$cluster_dir/apiserver.cmdline"
+  (cd "$(cat "$cluster_dir/apiserver.cwd")" && exec setsid "${argv[@]}" >>"$cluster_dir/logs/kube-apiserver.log" 2>&1 </dev/null) &
+  local tries=300
+  until kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; do
+    [ $((tries -= 1)) -gt 0 ] || die "kube-apiserver did not answer within 60 s; see $cluster_dir/logs/kube-apiserver.log"
+    sleep 0.2
+  done
+  rm -f "$cluster_dir/apiserver.cmdline" "$cluster_dir/apiserver.cwd"
+  log "kube-apiserver started again (pid $(apiserver_pid))"
+}
+
 case ${1:-} in
   up) cmd_up ;;
+  apiserver-stop) cmd_apiserver_stop ;;
+  apiserver-start) paths; cmd_apiserver_start ;;
   down) cmd_down ;;
   status) cmd_status ;;
   kubeconfig) echo "$kubeconfig" ;;
-  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|kubeconfig|apiserver-stop|apiserver-start" >&2; exit 2 ;;
 esac

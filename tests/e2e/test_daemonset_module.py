@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -101,18 +100,6 @@ def fixture_module(cluster_env, tmp_path):
         return Run(proc)
 
     return run
-
-
-@pytest.fixture(name="restricted")
-def fixture_restricted(kubectl):
-    """A fresh namespace e2e-ds-*, enforcing PodSecurity restricted as the role's namespaces do; deleted afterwards."""
-    name = f"e2e-ds-{uuid.uuid4().hex[:8]}"
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace",
-                   "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
-    wait_for(lambda: kubectl.run("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
-             timeout=30, what=f"the default ServiceAccount of namespace {name}")
-    yield name
-    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture(name="plain_nodes", scope="module")

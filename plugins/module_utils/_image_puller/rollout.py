@@ -91,6 +91,27 @@ def progress(daemonset: dict[str, Any]) -> tuple:
                                              "numberAvailable", "numberReady", "currentNumberScheduled"))
 
 
+def overwritten(applied: dict[str, Any] | None, live: dict[str, Any]) -> str | None:
+    """Why the live DaemonSet no longer runs the pod template this task applied (None: it still does).
+
+    Another writer (a second deploy at the same time) changed the template:
+    waiting on would report its rollout as ours. Both objects come from the
+    API server, so its defaults are filled in on both sides.
+    """
+    if not applied:
+        return None
+    generation = (live.get("metadata") or {}).get("generation")
+    if generation == (applied.get("metadata") or {}).get("generation"):
+        return None
+    ours, theirs = (((obj.get("spec") or {}).get("template")) for obj in (applied, live))
+    if ours == theirs:
+        return None
+    mine = ", ".join(f"{c['container']}={c['image']}" for c in readiness.daemonset_images(applied))
+    now = ", ".join(f"{c['container']}={c['image']}" for c in readiness.daemonset_images(live))
+    return (f"another writer changed its pod template while waiting (generation {generation}); "
+            f"it now runs [{now}], this task applied [{mine}]")
+
+
 def confirm(api: Any, daemonset: dict[str, Any]) -> Rollout:
     """The verdict when the status says done: are the pods of the current template all ready? (cheap rows, no objects)"""
     state = readiness.confirm(daemonset, readiness.pod_rows(api.pod_table(readiness.updated_selector(daemonset))))
@@ -100,8 +121,9 @@ def confirm(api: Any, daemonset: dict[str, Any]) -> Rollout:
 class _Waiter:
     """The state of one wait; one method per kind of look at the cluster."""
 
-    def __init__(self, api: Any, *, timeout: float, since: datetime.datetime | None, grace: float, clock: Callable[[], float]) -> None:
-        self.api, self.since, self.grace, self.clock = api, since, grace, clock
+    def __init__(self, api: Any, *, timeout: float, since: datetime.datetime | None, grace: float, clock: Callable[[], float],
+                 applied: dict[str, Any] | None = None) -> None:
+        self.api, self.since, self.grace, self.clock, self.applied = api, since, grace, clock, applied
         self.deadline = clock() + timeout
         self.timeout = timeout
         self.last: Rollout | None = None
@@ -151,8 +173,12 @@ class _Waiter:
         return seen
 
     def judge(self, daemonset: dict[str, Any]) -> Rollout | None:
-        """The finished rollout, or None to go on watching; raises when it is hopeless or time is up."""
+        """The finished rollout, or None to go on watching; raises when it is hopeless, replaced or time is up."""
         self.note(daemonset)
+        replaced = overwritten(self.applied, daemonset)
+        if replaced:
+            raise ImagePullerError(f"{self.api.ref}: {replaced}; this wait ends without a verdict on what it applied",
+                                   result=daemonset, summary=readiness.summarize(daemonset, []), problems=[])
         if readiness.rollout_status(daemonset)[0]:
             self.last = confirm(self.api, daemonset)
             if self.last.state.done:
@@ -185,10 +211,13 @@ class _Waiter:
         return self.api.get()
 
 
-def wait_for_rollout(api: Any, *, timeout: float, since: datetime.datetime | None = None,
-                     grace: float = HOPELESS_GRACE_SECONDS, clock: Callable[[], float] = time.monotonic) -> Rollout:
-    """Watch until the rollout is done; raise ImagePullerError when it is hopeless, time is up or the API server stays away."""
-    waiter = _Waiter(api, timeout=timeout, since=since, grace=grace, clock=clock)
+def wait_for_rollout(api: Any, *, timeout: float, since: datetime.datetime | None = None, grace: float = HOPELESS_GRACE_SECONDS,
+                     clock: Callable[[], float] = time.monotonic, applied: dict[str, Any] | None = None) -> Rollout:
+    """Watch until the rollout is done; raise ImagePullerError when it is hopeless, time is up or the API server stays away.
+
+    applied: the DaemonSet as this task's apply returned it; the wait fails when another writer replaces its template.
+    """
+    waiter = _Waiter(api, timeout=timeout, since=since, grace=grace, clock=clock, applied=applied)
     try:
         daemonset = api.get()
         while True:

@@ -88,7 +88,7 @@ def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait
 
     try:
         if wait:
-            seen = rollout.wait_for_rollout(api, timeout=remaining(), since=_applied_at(applied.after))
+            seen = rollout.wait_for_rollout(api, timeout=remaining(), since=_applied_at(applied.after), applied=applied.after)
         else:
             seen = rollout.observe(api, since=_applied_at(applied.after))[0]
     except ImagePullerError as exc:

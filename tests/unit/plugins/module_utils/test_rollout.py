@@ -230,3 +230,20 @@ def test_deletion_that_leaves_pods_behind_fails_at_the_timeout_naming_them(clock
     api = ScriptedApi(clock, (None, ALL_READY[:1]))
     with pytest.raises(ImagePullerError, match=r"after 30s still waiting for 1 pods \(kubernetes-image-puller-kwok-node-0\) to go"):
         rollout.wait_for_deletion(api, uid=UID, selector=SELECTOR, timeout=30, clock=clock)
+
+
+def test_a_template_replaced_by_another_writer_ends_the_wait_without_claiming_its_rollout(clock):
+    applied = obj("daemonset")
+    theirs = obj("daemonset", **{"metadata.generation": 3, "spec.template.spec.containers.0.image": "quay.io/example/java:21"})
+    api = ScriptedApi(clock, (MID_ROLLOUT, ALL_READY[:2]), (theirs, ALL_READY))
+    with pytest.raises(ImagePullerError) as raised:
+        rollout.wait_for_rollout(api, timeout=300, clock=clock, applied=applied)
+    assert raised.value.msg == (
+        "DaemonSet image-puller/kubernetes-image-puller: another writer changed its pod template while waiting (generation 3); "
+        "it now runs [java=quay.io/example/java:21, broken=quay.io/example/app:pull-fails], this task applied "
+        "[java=quay.io/example/java:17, broken=quay.io/example/app:pull-fails]; this wait ends without a verdict on what it applied")
+
+
+def test_a_newer_generation_with_the_same_template_is_still_ours(clock):
+    api = ScriptedApi(clock, (obj("daemonset", **{**DONE, "metadata.generation": 3, "status.observedGeneration": 3}), ALL_READY))
+    assert rollout.wait_for_rollout(api, timeout=300, clock=clock, applied=obj("daemonset")).state.done
