@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import pytest
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, SSLError
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import retry
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
@@ -23,8 +22,20 @@ class ApiError(Exception):
         self.status, self.reason, self.headers = status, reason, headers
 
 
+class MaxRetryError(retry.Urllib3Error):
+    """Shaped like urllib3's (the test runs with or without urllib3): the underlying error in reason."""
+
+    def __init__(self, reason):
+        super().__init__(f"Max retries exceeded with url: /apis/apps/v1 (Caused by {reason!r})")
+        self.reason = reason
+
+
+class ProtocolError(retry.Urllib3Error):
+    """Shaped like urllib3's: a connection dropped mid-answer."""
+
+
 def refused():
-    return MaxRetryError(None, "/apis/apps/v1", reason=NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused"))
+    return MaxRetryError(ConnectionRefusedError(111, "Failed to establish a new connection: [Errno 111] Connection refused"))
 
 
 class FakeTime:
@@ -76,7 +87,7 @@ def failing(*outcomes):
         pytest.param(ApiError(404), False, id="404 is not transient"),
         pytest.param(ApiError(409), False, id="409 is not transient"),
         pytest.param(ApiError(422), False, id="422 is not transient"),
-        pytest.param(MaxRetryError(None, "/", reason=SSLError("certificate verify failed")), False,
+        pytest.param(MaxRetryError(retry.SSLError("certificate verify failed")), False,
                      id="a certificate that does not verify is not transient"),
         pytest.param(ValueError("bad"), False, id="a programming error is not transient"),
         pytest.param(FileNotFoundError("ca.crt"), False, id="a missing file is not transient"),
