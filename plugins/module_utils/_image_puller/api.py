@@ -59,6 +59,8 @@ class DaemonSetApi:
     def _errors(self, action: str) -> Iterator[None]:
         try:
             yield
+        except ImagePullerError:
+            raise
         except DynamicApiError as exc:
             raise ImagePullerError(f"{self.ref}: could not {action}: {api_error_message(exc)}") from exc
 
@@ -75,6 +77,8 @@ class DaemonSetApi:
         try:
             return self.retrier.call(f"{self.ref}: could not read it",
                                      lambda: self._dynamic.get(self._daemonsets, name=self.name, namespace=self.namespace).to_dict())
+        except ImagePullerError:
+            raise
         except DynamicApiError as exc:
             if api_status(exc) == 404:
                 return None
@@ -99,6 +103,8 @@ class DaemonSetApi:
         try:
             response = self.retrier.call(f"{self.ref}: could not delete it", lambda: self._dynamic.delete(
                 self._daemonsets, name=self.name, namespace=self.namespace, body=options))
+        except ImagePullerError:
+            raise
         except DynamicApiError as exc:
             if api_status(exc) == 404:
                 return None
