@@ -238,21 +238,37 @@ cmd_status() {
   kc get nodes -o custom-columns='NAME:.metadata.name,STATUS:.status.conditions[?(@.type=="Ready")].status,TAINTS:.spec.taints[*].key' | head -n 12
 }
 
-# kwokctl's binary runtime runs kube-apiserver as a plain process whose command line names the
-# cluster's directory; stopping and starting that one process is an API server restart.
-apiserver_pid() {
+# kwokctl's binary runtime runs each component as a plain process whose command line names the
+# cluster's directory. An API server restart: kill kube-apiserver, later start the same command line.
+# Components that give up while it is away (kube-controller-manager and kube-scheduler exit when
+# they cannot renew their leader lease) are started again too, as a node's supervisor would.
+COMPONENTS="kube-apiserver kube-controller-manager kube-scheduler kwok-controller"
+
+component_pid() {
   local pid
-  for pid in $(pgrep -f -- "kube-apiserver.*$KWOK_WORKDIR" 2>/dev/null || true); do
-    if [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)")" = kube-apiserver ]; then echo "$pid"; fi
+  for pid in $(pgrep -f -- "$1.*$KWOK_WORKDIR" 2>/dev/null || true); do
+    if [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)")" = "$1" ]; then echo "$pid"; fi
   done
 }
 
+start_component() {
+  local name=$1 saved=$cluster_dir/saved/$1
+  local -a argv; mapfile -d '' -t argv < "$saved.cmdline"
+  (cd "$(cat "$saved.cwd")" && exec setsid "${argv[@]}" >>"$cluster_dir/logs/$name.log" 2>&1 </dev/null) &
+}
+
 cmd_apiserver_stop() {
-  local pid; pid=$(apiserver_pid)
+  local pid name
+  pid=$(component_pid kube-apiserver)
   [ -n "$pid" ] || die "no kube-apiserver of cluster $CLUSTER_NAME is running"
-  # the command line (NUL-separated) and working directory, to start the same process again
-  cp "/proc/$pid/cmdline" "$cluster_dir/apiserver.cmdline"
-  readlink "/proc/$pid/cwd" > "$cluster_dir/apiserver.cwd"
+  mkdir -p "$cluster_dir/saved"
+  # the command lines (NUL-separated) and working directories, to start the same processes again
+  for name in $COMPONENTS; do
+    local p; p=$(component_pid "$name")
+    [ -n "$p" ] || continue
+    cp "/proc/$p/cmdline" "$cluster_dir/saved/$name.cmdline"
+    readlink "/proc/$p/cwd" > "$cluster_dir/saved/$name.cwd"
+  done
   kill -9 "$pid"
   local tries=50
   while [ -d "/proc/$pid" ] && [ $((tries -= 1)) -gt 0 ]; do sleep 0.1; done
@@ -260,17 +276,23 @@ cmd_apiserver_stop() {
 }
 
 cmd_apiserver_start() {
-  [ -f "$cluster_dir/apiserver.cmdline" ] || die "no stopped kube-apiserver to start (run apiserver-stop first)"
-  [ -z "$(apiserver_pid)" ] || die "kube-apiserver of cluster $CLUSTER_NAME is already running"
-  local -a argv; mapfile -d '' -t argv < "$cluster_dir/apiserver.cmdline"
-  (cd "$(cat "$cluster_dir/apiserver.cwd")" && exec setsid "${argv[@]}" >>"$cluster_dir/logs/kube-apiserver.log" 2>&1 </dev/null) &
+  [ -f "$cluster_dir/saved/kube-apiserver.cmdline" ] || die "no stopped kube-apiserver to start (run apiserver-stop first)"
+  [ -z "$(component_pid kube-apiserver)" ] || die "kube-apiserver of cluster $CLUSTER_NAME is already running"
+  start_component kube-apiserver
   local tries=300
   until kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; do
     [ $((tries -= 1)) -gt 0 ] || die "kube-apiserver did not answer within 60 s; see $cluster_dir/logs/kube-apiserver.log"
     sleep 0.2
   done
-  rm -f "$cluster_dir/apiserver.cmdline" "$cluster_dir/apiserver.cwd"
-  log "kube-apiserver started again (pid $(apiserver_pid))"
+  local name restarted=""
+  for name in $COMPONENTS; do
+    if [ "$name" != kube-apiserver ] && [ -f "$cluster_dir/saved/$name.cmdline" ] && [ -z "$(component_pid "$name")" ]; then
+      start_component "$name"
+      restarted="$restarted $name"
+    fi
+  done
+  rm -rf "$cluster_dir/saved"
+  log "kube-apiserver started again (pid $(component_pid kube-apiserver))${restarted:+; restarted:$restarted}"
 }
 
 case ${1:-} in
