@@ -182,7 +182,13 @@ class CountingProxy:
                     proxy.bytes += sent
                 upstream.close()
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+            def _forward_quietly(self):
+                try:
+                    self._forward()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client closed a watch early: nothing to count or to report
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward_quietly
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -232,7 +238,7 @@ class Bench:
     def render(self, count: int, tag: int) -> Path:
         """The manifests the role renders for this list, as one multi-document file for kubectl."""
         playbook = self.work / "render.yml"
-        out = self.work / f"manifests-{count}-{tag}.yaml"
+        out = self.work / f"manifests-{count}-{tag}.json"
         playbook.write_text(yaml.safe_dump([{
             "hosts": "localhost", "connection": "local", "gather_facts": False,
             "tasks": [
@@ -240,8 +246,8 @@ class Bench:
                 {"name": "render", "ansible.builtin.include_role": {"name": "kip.image_puller.image_puller", "tasks_from": "render"}},
                 {"name": "write", "ansible.builtin.copy": {
                     "dest": str(out),
-                    "content": "{{ ([_image_puller_namespace_manifest, _image_puller_configmap] + _image_puller_rbac"
-                               " + [_image_puller_daemonset]) | map('to_nice_yaml') | join('---\\n') }}"}},
+                    "content": "{{ {'apiVersion': 'v1', 'kind': 'List', 'items': [_image_puller_namespace_manifest, _image_puller_configmap]"
+                               " + _image_puller_rbac + [_image_puller_daemonset]} | to_json }}"}},
             ],
         }]))
         proc = subprocess.run([str(BIN / "ansible-playbook"), str(playbook), "-e", f"@{self._vars_file(count, tag)}"],
@@ -253,8 +259,10 @@ class Bench:
     def kubectl(self, manifests: Path, *, kubeconfig: str | None = None) -> float:
         env = self._env(kubeconfig)
         start = time.monotonic()
-        subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(manifests)], env=env,
-                       check=True, capture_output=True)
+        applied = subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(manifests)], env=env,
+                                 check=False, capture_output=True, text=True)
+        if applied.returncode:
+            raise SystemExit(f"kubectl apply failed: {applied.stderr}")
         subprocess.run(["kubectl", "rollout", "status", f"daemonset/{NAME}", "-n", NAMESPACE, "--timeout=30m"], env=env,
                        check=True, capture_output=True)
         return time.monotonic() - start
