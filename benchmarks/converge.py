@@ -330,12 +330,38 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
     }
 
 
+def current_tag(kube: Kube) -> int:
+    """The image tag the DaemonSet runs now (what a no-op must deploy again)."""
+    conn = kube.connect()
+    conn.request("GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/daemonsets/{NAME}", headers={"Accept": "application/json"})
+    daemonset = json.loads(conn.getresponse().read())
+    return int(daemonset["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1])
+
+
+def measure_noop(bench: Bench, proxy: CountingProxy, nodes: int, count: int) -> dict:
+    """Only the no-ops, on the DaemonSet as it stands (no rollout): for a size whose rollouts take too long to repeat."""
+    tag = current_tag(bench.kube)
+    noop_role, _out = bench.role(count, tag)
+    proxy.reset()
+    bench.role(count, tag, kubeconfig=proxy.kubeconfig(bench.work))
+    role_reads = (proxy.requests, proxy.bytes)
+    manifests = bench.render(count, tag)
+    noop_kubectl = bench.kubectl(manifests)
+    proxy.reset()
+    bench.kubectl(manifests, kubeconfig=proxy.kubeconfig(bench.work))
+    nan = float("nan")
+    return {"size": f"{nodes}x{count}", "reps": 0, "role": nan, "kubectl": nan, "role_lag": nan, "kubectl_lag": nan,
+            "noop_role": noop_role, "noop_kubectl": noop_kubectl, "role_reads": role_reads, "kubectl_reads": (proxy.requests, proxy.bytes),
+            "load": os.getloadavg(), "profile": [], "role_all": [], "kubectl_all": []}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["4x3", "1001x50"], help="NODESxIMAGES (5001x50 on demand)")
     parser.add_argument("--reps", type=int, default=2, help="repetitions per tool and size (alternating)")
     parser.add_argument("--no-start", action="store_true", help="use the running cluster as it is (its node count is reported)")
     parser.add_argument("--profile", action="store_true", help="also run one deploy with the profile_tasks callback")
+    parser.add_argument("--noop-only", action="store_true", help="only the no-ops, on the DaemonSet as it stands (with --no-start)")
     args = parser.parse_args()
     kubeconfig = os.environ.get("K8S_AUTH_KUBECONFIG") or os.environ.get("KUBECONFIG")
     if not kubeconfig:
@@ -350,7 +376,10 @@ def main() -> None:
                         if not args.no_start else kubeconfig)
             bench = Bench(kube, Path(work), dict(os.environ))
             proxy = CountingProxy(kube)
-            rows.append(measure(bench, proxy, nodes, count, args.reps, args.profile))
+            if args.noop_only:
+                rows.append(measure_noop(bench, proxy, nodes, count))
+            else:
+                rows.append(measure(bench, proxy, nodes, count, args.reps, args.profile))
     print("| nodes x images | reps | role deploy | kubectl deploy | role - kubectl | last Ready -> return (role / kubectl) "
           "| no-op role | no-op kubectl | no-op reads role (req / bytes) | no-op reads kubectl | load avg 1/5/15 |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
