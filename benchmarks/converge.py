@@ -132,7 +132,7 @@ class ReadyWatch(threading.Thread):
             columns = [c["name"].lower() for c in table.get("columnDefinitions") or []] or columns
             for row in table.get("rows") or []:
                 cells = dict(zip(columns, row["cells"]))
-                ready, _, total = str(cells.get("ready", "0/0")).partition("/")
+                ready, _slash, total = str(cells.get("ready", "0/0")).partition("/")
                 now_ready = event["type"] != "DELETED" and ready == total and total not in ("", "0") and cells.get("status") != "Terminating"
                 with self.lock:
                     if now_ready and not self.ready.get(cells["name"]):
