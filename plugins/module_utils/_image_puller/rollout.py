@@ -64,6 +64,22 @@ def observe(api: Any, *, since: datetime.datetime | None = None) -> tuple[Rollou
     return Rollout(daemonset=daemonset, state=state, problems=problems), (daemonset.get("metadata") or {}).get("resourceVersion")
 
 
+def look(api: Any, *, since: datetime.datetime | None = None) -> Rollout | None:
+    """The rollout as it stands, without waiting (None: the DaemonSet is gone).
+
+    A finished rollout is confirmed from the pod table alone; only an unfinished one
+    has its pods listed in full, for the diagnosis.
+    """
+    daemonset = api.get()
+    if daemonset is None:
+        return None
+    if readiness.rollout_status(daemonset)[0]:
+        seen = confirm(api, daemonset)
+        if seen.state.done:
+            return seen
+    return observe(api, since=since)[0]
+
+
 def is_hopeless(rollout: Rollout) -> bool:
     """Every updated pod that is not ready fails, and every problem is of a kind no waiting fixes.
 

@@ -90,7 +90,7 @@ def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait
         if wait:
             seen = rollout.wait_for_rollout(api, timeout=remaining(), since=_applied_at(applied.after), applied=applied.after)
         else:
-            seen = rollout.observe(api, since=_applied_at(applied.after))[0]
+            seen = rollout.look(api, since=_applied_at(applied.after))
     except ImagePullerError as exc:
         if "result" in exc.result:
             exc.result["result"] = _shown(exc.result["result"])

@@ -247,3 +247,17 @@ def test_a_template_replaced_by_another_writer_ends_the_wait_without_claiming_it
 def test_a_newer_generation_with_the_same_template_is_still_ours(clock):
     api = ScriptedApi(clock, (obj("daemonset", **{**DONE, "metadata.generation": 3, "status.observedGeneration": 3}), ALL_READY))
     assert rollout.wait_for_rollout(api, timeout=300, clock=clock, applied=obj("daemonset")).state.done
+
+
+@pytest.mark.parametrize(
+    ("state", "tables", "listings"),
+    [
+        pytest.param((obj("daemonset", **DONE), ALL_READY), 1, 0, id="a finished rollout is confirmed from the table alone"),
+        pytest.param((MID_ROLLOUT, ONE_FAILING), 0, 1, id="an unfinished one has its pods listed for the diagnosis"),
+    ],
+)
+def test_look_without_waiting_reads_pods_in_full_only_when_the_rollout_is_not_done(clock, state, tables, listings):
+    api = ScriptedApi(clock, state)
+    seen = rollout.look(api)
+    assert (api.tables, api.listings) == (tables, listings)
+    assert seen.state.done is (tables == 1)
