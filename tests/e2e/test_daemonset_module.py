@@ -134,6 +134,15 @@ def test_create_reports_changed_and_a_second_apply_does_not(module, restricted, 
     assert kubectl.json("get", "daemonset", NAME, "-n", restricted)["metadata"]["resourceVersion"] == live["metadata"]["resourceVersion"]
 
 
+def test_without_waiting_a_finished_rollout_is_reported_node_by_node(module, restricted, plain_nodes):
+    definition = daemonset(restricted, "registry.example/java:17")
+    assert not module(definition=definition).failed
+    again = module(definition=definition, wait=False)
+    assert not again.failed, again["msg"]
+    assert [(node["node"], node["ready"], node["updated"]) for node in again["summary"]["nodes"]] == [(n, True, True) for n in plain_nodes]
+    assert again["problems"] == []
+
+
 def test_check_mode_reports_the_change_and_the_diff_but_leaves_the_cluster_alone(module, restricted, kubectl, plain_nodes):
     assert not module(definition=daemonset(restricted, "registry.example/java:17")).failed
     before = kubectl.json("get", "daemonset", NAME, "-n", restricted)
