@@ -98,10 +98,11 @@ molecule-quota: venv ## molecule scenario `quota` (needs CLUSTER_FLAVOUR=openshi
 	CLUSTER_FLAVOUR=openshift $(CLUSTER) up >/dev/null
 	$(LOCAL_ENV) $(BIN)/molecule test -s quota
 
-bench: venv ## benchmarks: cluster start (replaces the running cluster), quota pre-flight, real-node caching; prints figures
+bench: venv ## benchmarks: cluster start (replaces the running cluster), quota pre-flight, role vs kubectl, real-node caching; prints figures
 	benchmarks/cluster_start.sh 3 1000
 	CLUSTER_NODES=5000 $(CLUSTER) up >/dev/null
 	$(LOCAL_ENV) $(BIN)/python benchmarks/quota_preflight.py
+	$(LOCAL_ENV) $(BIN)/python benchmarks/converge.py $(CONVERGE_ARGS)
 	$(CLUSTER) up >/dev/null
 	$(LOCAL_ENV) $(BIN)/python benchmarks/real_node_pull.py
 

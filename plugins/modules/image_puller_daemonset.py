@@ -18,6 +18,9 @@ description:
   - Waits by watching the DaemonSet until the rollout is done by C(kubectl rollout status)'s rule
     (C(observedGeneration) at least C(generation), C(updatedNumberScheduled) and C(numberAvailable) at least
     C(desiredNumberScheduled)) and every pod of the current template has all its containers ready.
+  - Progress is read from the DaemonSet's status; its pods are read only when the status says done (one row per pod,
+    from the table C(kubectl get pods) prints) and, for a diagnosis, when the status has not moved for 5 seconds (at
+    most every 10 seconds).
   - When O(wait_timeout) runs out, the module fails with one line per problem naming the image, the container, the
     node and the reason (for example C(ImagePullBackOff), C(ErrImagePull), C(CreateContainerConfigError),
     C(CrashLoopBackOff), C(Unschedulable), or a C(FailedCreate) refusal such as an exceeded quota), and returns the
@@ -56,6 +59,9 @@ options:
   wait_timeout:
     description:
       - How many seconds the module may take in all to re-create (if needed), roll out or delete the DaemonSet.
+      - Within this time, refused or reset connections, dropped watches, C(410 Gone), C(429) and C(5xx) answers (an API
+        server restarting or overloaded) are retried with back-off. If the API server is still unreachable when the time
+        is up, the module fails saying since when it could not be reached.
     type: int
     default: 300
 extends_documentation_fragment:
@@ -173,7 +179,9 @@ summary:
     nodes:
       description:
         - One entry per pod of the DaemonSet, by node, with keys C(node), C(pod), C(phase), C(ready) and C(updated).
-        - Empty in check mode.
+        - When the wait ended with the rollout done, only the pods of the current template, and C(phase) is null for a
+          pod whose status is not a phase (for example C(ContainerCreating)).
+        - Empty in check mode and when the API server could not be reached.
       type: list
       elements: dict
       sample: [{"node": "kwok-node-0", "pod": "kubernetes-image-puller-a1b2c", "phase": "Running", "ready": true, "updated": true}]
@@ -195,6 +203,13 @@ problems:
       image: quay.io/example/app:pull-fails
       reason: ImagePullBackOff
       message: Back-off pulling image "quay.io/example/app:pull-fails"
+unreachable_since:
+  description:
+    - When (UTC, C(HH:MM:SS UTC)) the API server stopped answering, when the module failed because it could still not
+      reach it when O(wait_timeout) ran out.
+  returned: failure, when the API server could not be reached
+  type: str
+  sample: "14:03:12 UTC"
 recreated:
   description: Whether the DaemonSet was (or in check mode would be) deleted and created again for an immutable change.
   returned: always

@@ -15,8 +15,9 @@ description:
     fails the task (with O(fail_on_insufficient=true), the default) when they do not fit, before anything is applied.
     Without it, a DaemonSet is accepted but its pods are refused one node at a time (C(FailedCreate) events) and the
     rollout never completes."
-  - It only reads from the cluster and never reports a change. It is not named C(*_info) because its purpose is to
-    fail the play; with O(fail_on_insufficient=false) it only reports, like an info module.
+  - It only reads from the cluster (with O(skip_unchanged) it also dry-runs an apply) and never reports a change. It is
+    not named C(*_info) because its purpose is to fail the play; with O(fail_on_insufficient=false) it only reports,
+    like an info module.
   - "The footprint of one pod, per resource: the larger of the sum over its containers (sidecar init containers
     included) and its largest init container, plus C(spec.overhead); values left unset are filled in as admission would
     (a limit without a request makes the request; LimitRange C(default) and C(defaultRequest))."
@@ -57,6 +58,21 @@ options:
       - With V(false) the module only reports, in RV(fits) and RV(rows).
     type: bool
     default: true
+  skip_unchanged:
+    description:
+      - When the DaemonSet exists and a server-side dry-run apply of O(definition) leaves its pod template and selector
+        as they are, applying it adds no pod and no resource; the module then reads nothing more (no nodes, quotas or
+        pods, so its cost does not grow with the cluster) and returns RV(unchanged=true) with RV(fits=true).
+      - The dry run needs C(patch) on DaemonSets; without it, or when it fails, the full check runs.
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - How many seconds the module keeps retrying while the API server cannot be reached or answers 429 (too many
+        requests) or a 5xx error, as during its restart. It then fails saying since when the API server could not be
+        reached.
+    type: int
+    default: 300
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
@@ -101,6 +117,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+unreachable_since:
+  description:
+    - When (UTC, C(HH:MM:SS UTC)) the API server stopped answering, when the module failed because it could still not
+      reach it when O(wait_timeout) ran out.
+  returned: failure, when the API server could not be reached
+  type: str
+  sample: "14:03:12 UTC"
+unchanged:
+  description:
+    - Whether the check was skipped because the DaemonSet already runs the definition's pod template (O(skip_unchanged)).
+    - When true, RV(rows), RV(nodes), RV(footprint), RV(footprint_explained) and RV(shortfalls) are empty, RV(existing)
+      is null and RV(eligible_nodes) is the DaemonSet's C(desiredNumberScheduled).
+  returned: success, or failure after the check ran
+  type: bool
+  sample: false
 fits:
   description: Whether the DaemonSet fits every quota and limit range that applies to it.
   returned: success, or failure after the check ran
@@ -220,6 +251,8 @@ def main() -> None:
         definition={"type": "dict", "required": True},
         namespace={"type": "str"},
         fail_on_insufficient={"type": "bool", "default": True},
+        wait_timeout={"type": "int", "default": 300},
+        skip_unchanged={"type": "bool", "default": False},
     )
     module = new_module(argument_spec=argument_spec, supports_check_mode=True)
     try:

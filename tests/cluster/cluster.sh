@@ -7,6 +7,8 @@
 #   cluster.sh down        stop every process of the cluster and remove its state
 #   cluster.sh status      what is running, and whether it is healthy
 #   cluster.sh kubeconfig  print the kubeconfig path
+#   cluster.sh apiserver-stop   kill the kube-apiserver (as a crash would); the rest keeps running
+#   cluster.sh apiserver-start  start it again with the same command line; returns once it answers
 #
 # Settings (environment):
 #   CLUSTER_NODES=3            plain nodes (the gpu pool adds 1 tainted node)
@@ -265,12 +267,71 @@ cmd_status() {
   if [ -d "$KIP_CLUSTER_DIR/real-node-0" ]; then echo "real node:"; realnode status; fi
 }
 
+# kwokctl's binary runtime runs each component as a plain process whose command line names the
+# cluster's directory. An API server restart: kill kube-apiserver, later start the same command line.
+# Components that give up while it is away (kube-controller-manager and kube-scheduler exit when
+# they cannot renew their leader lease) are started again too, as a node's supervisor would.
+COMPONENTS="kube-apiserver kube-controller-manager kube-scheduler kwok-controller"
+
+component_pid() {
+  local pid
+  for pid in $(pgrep -f -- "$1.*$KWOK_WORKDIR" 2>/dev/null || true); do
+    if [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)")" = "$1" ]; then echo "$pid"; fi
+  done
+}
+
+start_component() {
+  local name=$1 saved=$cluster_dir/saved/$1
+  local -a argv; mapfile -d '' -t argv < "$saved.cmdline"
+  (cd "$(cat "$saved.cwd")" && exec setsid "${argv[@]}" >>"$cluster_dir/logs/$name.log" 2>&1 </dev/null) &
+}
+
+cmd_apiserver_stop() {
+  local pid name
+  pid=$(component_pid kube-apiserver)
+  [ -n "$pid" ] || die "no kube-apiserver of cluster $CLUSTER_NAME is running"
+  mkdir -p "$cluster_dir/saved"
+  # the command lines (NUL-separated) and working directories, to start the same processes again
+  for name in $COMPONENTS; do
+    local p; p=$(component_pid "$name")
+    [ -n "$p" ] || continue
+    cp "/proc/$p/cmdline" "$cluster_dir/saved/$name.cmdline"
+    readlink "/proc/$p/cwd" > "$cluster_dir/saved/$name.cwd"
+  done
+  kill -9 "$pid"
+  local tries=50
+  while [ -d "/proc/$pid" ] && [ $((tries -= 1)) -gt 0 ]; do sleep 0.1; done
+  log "kube-apiserver (pid $pid) stopped"
+}
+
+cmd_apiserver_start() {
+  [ -f "$cluster_dir/saved/kube-apiserver.cmdline" ] || die "no stopped kube-apiserver to start (run apiserver-stop first)"
+  [ -z "$(component_pid kube-apiserver)" ] || die "kube-apiserver of cluster $CLUSTER_NAME is already running"
+  start_component kube-apiserver
+  local tries=300
+  until kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; do
+    [ $((tries -= 1)) -gt 0 ] || die "kube-apiserver did not answer within 60 s; see $cluster_dir/logs/kube-apiserver.log"
+    sleep 0.2
+  done
+  local name restarted=""
+  for name in $COMPONENTS; do
+    if [ "$name" != kube-apiserver ] && [ -f "$cluster_dir/saved/$name.cmdline" ] && [ -z "$(component_pid "$name")" ]; then
+      start_component "$name"
+      restarted="$restarted $name"
+    fi
+  done
+  rm -rf "$cluster_dir/saved"
+  log "kube-apiserver started again (pid $(component_pid kube-apiserver))${restarted:+; restarted:$restarted}"
+}
+
 case ${1:-} in
   up) cmd_up ;;
+  apiserver-stop) cmd_apiserver_stop ;;
+  apiserver-start) paths; cmd_apiserver_start ;;
   down) cmd_down ;;
   status) cmd_status ;;
   kubeconfig) echo "$kubeconfig" ;;
   real-node-env) realnode env ;;
   real-node-images) realnode images ;;
-  *) echo "usage: $0 up|down|status|kubeconfig|real-node-env|real-node-images" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|kubeconfig|apiserver-stop|apiserver-start|real-node-env|real-node-images" >&2; exit 2 ;;
 esac

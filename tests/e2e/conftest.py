@@ -78,3 +78,15 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest):
              timeout=30, what=f"the default ServiceAccount of namespace {name}")
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(name="restricted")
+def fixture_restricted(kubectl):
+    """A fresh namespace e2e-ds-*, enforcing PodSecurity restricted as the role's namespaces do; deleted afterwards."""
+    name = f"e2e-ds-{uuid.uuid4().hex[:8]}"
+    kubectl.apply({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    wait_for(lambda: kubectl.run("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+             timeout=30, what=f"the default ServiceAccount of namespace {name}")
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)

@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -103,18 +102,6 @@ def fixture_module(cluster_env, tmp_path):
     return run
 
 
-@pytest.fixture(name="restricted")
-def fixture_restricted(kubectl):
-    """A fresh namespace e2e-ds-*, enforcing PodSecurity restricted as the role's namespaces do; deleted afterwards."""
-    name = f"e2e-ds-{uuid.uuid4().hex[:8]}"
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace",
-                   "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
-    wait_for(lambda: kubectl.run("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
-             timeout=30, what=f"the default ServiceAccount of namespace {name}")
-    yield name
-    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
-
-
 @pytest.fixture(name="plain_nodes", scope="module")
 def fixture_plain_nodes(kubectl) -> list:
     """The nodes without taints, where the test DaemonSet (which tolerates none) runs: sorted names."""
@@ -145,6 +132,15 @@ def test_create_reports_changed_and_a_second_apply_does_not(module, restricted, 
     assert not second.failed, second["msg"]
     assert second["changed"] is False
     assert kubectl.json("get", "daemonset", NAME, "-n", restricted)["metadata"]["resourceVersion"] == live["metadata"]["resourceVersion"]
+
+
+def test_without_waiting_a_finished_rollout_is_reported_node_by_node(module, restricted, plain_nodes):
+    definition = daemonset(restricted, "registry.example/java:17")
+    assert not module(definition=definition).failed
+    again = module(definition=definition, wait=False)
+    assert not again.failed, again["msg"]
+    assert [(node["node"], node["ready"], node["updated"]) for node in again["summary"]["nodes"]] == [(n, True, True) for n in plain_nodes]
+    assert again["problems"] == []
 
 
 def test_check_mode_reports_the_change_and_the_diff_but_leaves_the_cluster_alone(module, restricted, kubectl, plain_nodes):

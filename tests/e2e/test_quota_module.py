@@ -29,6 +29,7 @@ PLAYBOOK = """
       kip.image_puller.image_puller_quota:
         definition: "{{ definition }}"
         fail_on_insufficient: "{{ fail_on_insufficient }}"
+        skip_unchanged: "{{ skip_unchanged | default(false) }}"
       register: __out
       ignore_errors: true
     - name: Keep the result for the test
@@ -82,12 +83,13 @@ def eligible(kubectl) -> int:
 
 @pytest.fixture()
 def run_module(cluster_env, tmp_path):
-    def run(definition: dict, *, fail_on_insufficient: bool = True, check: bool = False) -> dict:
+    def run(definition: dict, *, fail_on_insufficient: bool = True, check: bool = False, skip_unchanged: bool = False) -> dict:
         playbook = tmp_path / "quota.yml"
         playbook.write_text(PLAYBOOK)
         out_file = tmp_path / f"out-{uuid.uuid4().hex[:6]}.json"
         extra = tmp_path / "vars.json"
-        extra.write_text(json.dumps({"definition": definition, "fail_on_insufficient": fail_on_insufficient, "out_file": str(out_file)}))
+        extra.write_text(json.dumps({"definition": definition, "fail_on_insufficient": fail_on_insufficient, "out_file": str(out_file),
+                                     "skip_unchanged": skip_unchanged}))
         command = [str(ANSIBLE_PLAYBOOK), str(playbook), "-e", f"@{extra}"] + (["--check"] if check else [])
         proc = subprocess.run(command, env=cluster_env, capture_output=True, text=True, check=False)
         assert proc.returncode == 0 and out_file.exists(), f"ansible-playbook failed:\n{proc.stdout}\n{proc.stderr}"
@@ -282,3 +284,15 @@ def test_an_api_removed_since_discovery_was_cached_is_skipped_not_an_error(kubec
         saved.pop("status", None)
         kubectl.apply(saved)
         kubectl.run("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")
+
+
+def test_skip_unchanged_reads_nothing_more_when_the_pod_template_stays_and_checks_a_change(kubectl, ns, eligible, run_module):
+    definition = daemonset(ns)
+    fresh = run_module(definition, skip_unchanged=True)
+    assert fresh["unchanged"] is False and fresh["eligible_nodes"] == eligible, "no DaemonSet yet: the full check"
+    kubectl.apply(definition, "--server-side", "--field-manager=kip.image_puller")
+    wait_for(lambda: scheduled(kubectl, ns, "kip") == eligible, timeout=60, what="the DaemonSet's pods")
+    same = run_module(definition, skip_unchanged=True)
+    assert (same["unchanged"], same["fits"], same["rows"], same["eligible_nodes"]) == (True, True, [], eligible)
+    changed = run_module(daemonset(ns, images=4), skip_unchanged=True)
+    assert changed["unchanged"] is False and changed["footprint"], "a new pod template is checked in full"

@@ -6,18 +6,22 @@
 """The cluster verbs for one DaemonSet and its pods; no decisions are made here.
 
 Objects go in and come out as plain dicts. API errors become ImagePullerError
-with the API server's own message and what was being done.
+with the API server's own message and what was being done. Every call is
+retried through the API server going away (retry.Retrier): reads, the
+server-side apply and the uid-guarded delete give the same outcome when repeated.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Iterator
-from typing import Any
+import json
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error_message, api_status
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
 
 try:
     from kubernetes.dynamic.exceptions import DynamicApiError
@@ -28,20 +32,24 @@ FIELD_MANAGER = "kip.image_puller"
 DRY_RUN_ALL = "All"
 # A watch that broke without telling why is retried after this pause, never in a tight loop.
 BROKEN_WATCH_PAUSE = 1.0
+# The server renders the list as rows of a few columns; plain JSON only if it cannot.
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+T = TypeVar("T")
 
 
 class DaemonSetApi:
     """get / apply / delete one DaemonSet; list and watch it, its pods and its events."""
 
-    def __init__(self, client: Any, *, namespace: str, name: str) -> None:
+    def __init__(self, client: Any, *, namespace: str, name: str, retrier: Retrier | None = None) -> None:
         self.namespace = namespace
         self.name = name
         self.dry_run = bool(getattr(client, "dry_run", False))
         self._dynamic = client.client
-        with self._errors("find the DaemonSet, Pod and Event APIs"):
-            self._daemonsets = client.resource("DaemonSet", "apps/v1")
-            self._pods = client.resource("Pod", "v1")
-            self._events = client.resource("Event", "v1")
+        # without a retrier (deadline now) a transient failure fails at once
+        self.retrier = retrier or Retrier(deadline=0.0, clock=lambda: 0.0)
+        self._daemonsets = self._call("find the DaemonSet API", lambda: client.resource("DaemonSet", "apps/v1"))
+        self._pods = self._call("find the Pod API", lambda: client.resource("Pod", "v1"))
+        self._events = self._call("find the Event API", lambda: client.resource("Event", "v1"))
 
     @property
     def ref(self) -> str:
@@ -51,8 +59,15 @@ class DaemonSetApi:
     def _errors(self, action: str) -> Iterator[None]:
         try:
             yield
+        except ImagePullerError:
+            raise
         except DynamicApiError as exc:
             raise ImagePullerError(f"{self.ref}: could not {action}: {api_error_message(exc)}") from exc
+
+    def _call(self, action: str, function: Callable[[], T]) -> T:
+        """function() through the retrier; an API error that is not transient names the action."""
+        with self._errors(action):
+            return self.retrier.call(f"{self.ref}: could not {action}", function)
 
     def _dry_run(self) -> dict[str, str]:
         return {"dry_run": DRY_RUN_ALL} if self.dry_run else {}
@@ -60,7 +75,10 @@ class DaemonSetApi:
     def get(self) -> dict[str, Any] | None:
         """The DaemonSet, or None when there is none."""
         try:
-            return self._dynamic.get(self._daemonsets, name=self.name, namespace=self.namespace).to_dict()
+            return self.retrier.call(f"{self.ref}: could not read it",
+                                     lambda: self._dynamic.get(self._daemonsets, name=self.name, namespace=self.namespace).to_dict())
+        except ImagePullerError:
+            raise
         except DynamicApiError as exc:
             if api_status(exc) == 404:
                 return None
@@ -68,11 +86,10 @@ class DaemonSetApi:
 
     def apply(self, definition: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply under our field manager; forced, so the fields we set are ours."""
-        with self._errors("apply it (server-side apply)"):
-            return self._dynamic.server_side_apply(
-                self._daemonsets, body=definition, namespace=self.namespace,
-                field_manager=FIELD_MANAGER, force_conflicts=True, **self._dry_run(),
-            ).to_dict()
+        return self._call("apply it (server-side apply)", lambda: self._dynamic.server_side_apply(
+            self._daemonsets, body=definition, namespace=self.namespace,
+            field_manager=FIELD_MANAGER, force_conflicts=True, **self._dry_run(),
+        ).to_dict())
 
     def delete(self, *, uid: str | None = None) -> dict[str, Any] | None:
         """Delete in the foreground: the object stays, marked, until its pods are gone. None if it was already gone."""
@@ -84,7 +101,10 @@ class DaemonSetApi:
             # with a body the API server reads DeleteOptions from it alone, ignoring the dryRun query parameter
             options["dryRun"] = [DRY_RUN_ALL]
         try:
-            response = self._dynamic.delete(self._daemonsets, name=self.name, namespace=self.namespace, body=options)
+            response = self.retrier.call(f"{self.ref}: could not delete it", lambda: self._dynamic.delete(
+                self._daemonsets, name=self.name, namespace=self.namespace, body=options))
+        except ImagePullerError:
+            raise
         except DynamicApiError as exc:
             if api_status(exc) == 404:
                 return None
@@ -93,15 +113,24 @@ class DaemonSetApi:
 
     def list_pods(self, selector: str) -> tuple[list[dict[str, Any]], str | None]:
         """The pods the selector matches, and the list's resourceVersion to watch from."""
-        with self._errors(f"list its pods ({selector})"):
-            listing = self._dynamic.get(self._pods, namespace=self.namespace, label_selector=selector).to_dict()
+        listing = self._call(f"list its pods ({selector})", lambda: json.loads(self._dynamic.get(
+            self._pods, namespace=self.namespace, label_selector=selector, serialize=False).data))
         return listing.get("items") or [], (listing.get("metadata") or {}).get("resourceVersion")
+
+    def pod_table(self, selector: str) -> dict[str, Any]:
+        """The selected pods as the server-side Table kubectl prints (name, ready count, status, node), without the objects."""
+        # the dynamic client knows no includeObject parameter, so the query is written here
+        query = urllib.parse.urlencode({"labelSelector": selector, "includeObject": "None"})
+        path = f"{self._pods.path(namespace=self.namespace)}?{query}"
+        return self._call(f"list its pods ({selector})", lambda: json.loads(self._dynamic.request(
+            "get", path, header_params={"Accept": TABLE_ACCEPT}, serialize=False).data))
 
     def list_events(self) -> list[dict[str, Any]]:
         """The events about the DaemonSet (the controller's FailedCreate, for instance)."""
         selector = f"involvedObject.kind=DaemonSet,involvedObject.name={self.name}"
-        with self._errors("list its events"):
-            return self._dynamic.get(self._events, namespace=self.namespace, field_selector=selector).to_dict().get("items") or []
+        listing = self._call("list its events", lambda: json.loads(self._dynamic.get(
+            self._events, namespace=self.namespace, field_selector=selector, serialize=False).data))
+        return listing.get("items") or []
 
     def watch_daemonset(self, resource_version: str | None, seconds: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """(type, object) of the DaemonSet's changes after resource_version, for at most seconds."""
@@ -117,12 +146,15 @@ class DaemonSetApi:
         try:
             with contextlib.closing(stream):
                 for event in stream:
+                    self.retrier.ok()
                     yield event.get("type"), event.get("raw_object") or {}
         except Exception as exc:  # pylint: disable=broad-exception-caught
             # an ApiException (the watch turns ERROR events into one) or a dropped connection
             status = api_status(exc)
             if status in (401, 403):
                 raise ImagePullerError(f"could not {action}: {api_error_message(exc)}") from exc
+            if is_transient(exc):
+                self.retrier.failed(exc)
             if status != 410:
                 # 410 Gone only means the resourceVersion is too old; anything else gets a pause before the caller lists again
-                time.sleep(BROKEN_WATCH_PAUSE)
+                self.retrier.sleep(min(BROKEN_WATCH_PAUSE, self.retrier.remaining()))

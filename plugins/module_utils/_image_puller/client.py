@@ -20,6 +20,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import is_transient
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -60,13 +61,17 @@ def new_module(*, argument_spec: dict[str, Any], **kwargs: Any) -> Any:
 def connect(module: Any) -> Any:
     """kubernetes.core's K8SClient for the module's connection options or K8S_AUTH_* variables.
 
-    In check mode the client sends every write with dryRun=All.
+    In check mode the client sends every write with dryRun=All. Making it asks
+    the API server for its version; an unreachable server raises as it is, for
+    the caller's retry.Retrier to wait out.
     """
     try:
         return get_api_client(module=module)
     except CoreException as exc:
         raise ImagePullerError(str(exc)) from exc
     except Exception as exc:  # pylint: disable=broad-exception-caught
+        if is_transient(exc):
+            raise
         # a broken kubeconfig raises whatever the kubernetes client happens to raise
         raise ImagePullerError(f"could not create the Kubernetes API client: {exc}") from exc
 

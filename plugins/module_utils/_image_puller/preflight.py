@@ -13,12 +13,15 @@ nodes stay cheap in time and memory. The arithmetic lives in quota.py.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.apply import prepare_definition
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error_message, api_status, connect
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import QuantityError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import (
@@ -43,15 +46,17 @@ CLUSTER_QUOTA_API = "quota.openshift.io/v1"
 class ClusterReader:
     """Paginated, raw reads of the objects the pre-flight compares."""
 
-    def __init__(self, client: Any, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(self, client: Any, *, page_size: int = PAGE_SIZE, retrier: Retrier | None = None) -> None:
         self._client = client
-        self._dynamic = client.client
+        self.dynamic = client.client
         self.page_size = page_size
+        # without a retrier (deadline now) a transient failure fails at once
+        self.retrier = retrier or Retrier(deadline=0.0, clock=lambda: 0.0)
 
     def resource(self, kind: str, api_version: str) -> Any | None:
         """The API resource, or None when the cluster does not serve it."""
         try:
-            return self._client.resource(kind, api_version)
+            return self.retrier.call(f"could not discover {kind} ({api_version})", lambda: self._client.resource(kind, api_version))
         except ResourceNotFoundError:
             return None
         except DynamicApiError as exc:
@@ -70,7 +75,7 @@ class ClusterReader:
         except ImagePullerError as exc:
             if exc.result.get("status") != 404:
                 raise
-            self._dynamic.resources.invalidate_cache()
+            self.dynamic.resources.invalidate_cache()
             return None
 
     def _required(self, kind: str, api_version: str) -> Any:
@@ -85,8 +90,8 @@ class ClusterReader:
         token = None
         while True:
             try:
-                response = self._dynamic.get(resource, namespace=namespace, label_selector=label_selector,
-                                             limit=self.page_size, _continue=token, serialize=False)
+                response = self.retrier.call(f"could not list {kind} ({api_version})", lambda page_token=token: self.dynamic.get(
+                    resource, namespace=namespace, label_selector=label_selector, limit=self.page_size, _continue=page_token, serialize=False))
             except DynamicApiError as exc:
                 where = f" in namespace {namespace}" if namespace else ""
                 raise ImagePullerError(f"could not list {kind} ({api_version}){where}: {api_error_message(exc)}", status=api_status(exc)) from exc
@@ -100,7 +105,8 @@ class ClusterReader:
         """One object, or None when it does not exist."""
         resource = self._required(kind, api_version)
         try:
-            response = self._dynamic.get(resource, name=name, namespace=namespace, serialize=False)
+            response = self.retrier.call(f"could not read {kind} {name}",
+                                         lambda: self.dynamic.get(resource, name=name, namespace=namespace, serialize=False))
         except DynamicApiError as exc:
             if api_status(exc) == 404:
                 return None
@@ -120,11 +126,55 @@ def _forbidden(error: ImagePullerError) -> bool:
     return error.result.get("status") in (401, 403)
 
 
-def preflight(reader: ClusterReader, definition: dict[str, Any]) -> dict[str, Any]:
-    """Read nodes, quotas, limit ranges, the current DaemonSet and its pods; return the check's result."""
+def unchanged_result(definition: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The result when applying the definition would not change the pod template: no pod and no resource is added."""
+    namespace, name = definition["metadata"]["namespace"], definition["metadata"]["name"]
+    eligible = ((current.get("status") or {}).get("desiredNumberScheduled")) or 0
+    summary = (f'DaemonSet "{name}" in namespace {namespace} already runs this pod template on {eligible} nodes: '
+               "applying it adds no pod and no resource, so the quotas were not read")
+    return {
+        "fits": True, "unchanged": True, "daemonset": name, "namespace": namespace, "eligible_nodes": eligible,
+        "nodes": {}, "footprint": {}, "footprint_explained": {}, "existing": None, "rows": [], "shortfalls": [],
+        "messages": [summary], "notes": [], "summary": summary,
+    }
+
+
+def template_unchanged(reader: ClusterReader, definition: dict[str, Any]) -> dict[str, Any] | None:
+    """The current DaemonSet when a server-side dry-run apply of the definition leaves its pod template as it is.
+
+    The dry run fills in the server's defaults, so the templates compare exactly;
+    a change of the selector (a re-create) or of the template is not unchanged.
+    """
+    namespace, name = definition["metadata"]["namespace"], definition["metadata"]["name"]
+    current = reader.get("DaemonSet", "apps/v1", name, namespace=namespace)
+    if current is None:
+        return None
+    resource = reader.resource("DaemonSet", "apps/v1")
+    try:
+        would_be = reader.retrier.call(f"could not dry-run apply DaemonSet {namespace}/{name}", lambda: json.loads(reader.dynamic.server_side_apply(
+            resource, body=definition, namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True,
+            dry_run="All", serialize=False).data))
+    except DynamicApiError:
+        # not allowed to patch, or invalid: the full check says more than this shortcut can
+        return None
+    spec, live = would_be.get("spec") or {}, current.get("spec") or {}
+    same = all(spec.get(key) == live.get(key) for key in ("template", "selector"))
+    return current if same else None
+
+
+def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchanged: bool = False) -> dict[str, Any]:
+    """Read nodes, quotas, limit ranges, the current DaemonSet and its pods; return the check's result.
+
+    skip_unchanged: when the DaemonSet already runs the definition's pod template, read nothing more (its cost then
+    does not grow with the number of nodes).
+    """
     namespace = definition["metadata"]["namespace"]
     name = definition["metadata"]["name"]
     notes: list[str] = []
+    if skip_unchanged:
+        current = template_unchanged(reader, definition)
+        if current is not None:
+            return unchanged_result(definition, current)
 
     nodes = [NodeInfo.from_node(node) for node in reader.items("Node", "v1")]
     resource_quotas = list(reader.items("ResourceQuota", "v1", namespace=namespace))
@@ -183,6 +233,7 @@ def preflight(reader: ClusterReader, definition: dict[str, Any]) -> dict[str, An
         raise ImagePullerError(f'DaemonSet "{name}" in namespace {namespace}: {exc}') from exc
     result["notes"] = notes + result["notes"]
     result["messages"] += notes
+    result["unchanged"] = False
     return result
 
 
@@ -190,7 +241,12 @@ def run(module: Any) -> dict[str, Any]:
     """The image_puller_quota module: read, compare, and fail on a shortfall when asked to."""
     params = module.params
     definition = prepare_definition(params["definition"], params.get("namespace"))
-    result = preflight(ClusterReader(connect(module)), definition)
+    if params["wait_timeout"] < 0:
+        raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
+    # the API server going away (restart, overload) is ridden through until wait_timeout, for every read
+    retrier = Retrier(deadline=time.monotonic() + params["wait_timeout"])
+    client = retrier.call("could not connect to the API server", lambda: connect(module))
+    result = preflight(ClusterReader(client, retrier=retrier), definition, skip_unchanged=params["skip_unchanged"])
     result["changed"] = False
     if not result["fits"] and params["fail_on_insufficient"]:
         raise ImagePullerError(failure_message(result), **result)

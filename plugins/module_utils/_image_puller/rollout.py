@@ -5,12 +5,20 @@
 
 """Wait by watching, not by sleeping: until the rollout is done, is hopeless, or time is up.
 
-Each round lists the DaemonSet, its pods and its events, judges them with the
-pure readiness and diagnosis functions, then watches for the next change (a
-server-side watch from the listed resourceVersion, bounded in time). Any event,
-or the watch running out, starts the next round; so a change is seen at once,
-and pod problems that do not touch the DaemonSet's status are seen within a
-re-list interval.
+Progress comes from one watch on the DaemonSet: its status carries kubectl's
+rule, and each change arrives as an event inside the same watch, so a rollout
+of 1,000 pods costs one object per status change, not a listing. Pods are read
+only when they can change the verdict, and then cheaply or rarely:
+
+- when the status says done, the pods of the current template are confirmed
+  ready from a server-side Table (name, ready count, status, node per pod:
+  a few dozen bytes whatever the number of containers);
+- when the status has not moved for STALL_SECONDS, the pods and events are
+  listed for the diagnosis (image x node x reason), at most once per
+  RELIST_SECONDS while it stays still, and once more when time is up.
+
+A watch that ends or breaks (the API server restarting, 410 Gone) is followed
+by reading the DaemonSet again; the calls retry through outages (retry.py).
 """
 
 from __future__ import annotations
@@ -24,9 +32,12 @@ from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import diagnosis, readiness
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Unreachable
 
-# Longest single watch before listing again; pod-only changes (an image pull failing) are seen this late at worst.
+# Longest single watch before the DaemonSet is read again.
 RELIST_SECONDS = 10
+# How long the DaemonSet's status must stand still before its pods are read for a diagnosis.
+STALL_SECONDS = 5
 # How long every not-ready pod must show only pull or configuration errors before the wait gives up early.
 # The kubelet retries pulls with back-off; a short registry outage clears within this, a wrong image does not.
 HOPELESS_GRACE_SECONDS = 60
@@ -53,6 +64,22 @@ def observe(api: Any, *, since: datetime.datetime | None = None) -> tuple[Rollou
     return Rollout(daemonset=daemonset, state=state, problems=problems), (daemonset.get("metadata") or {}).get("resourceVersion")
 
 
+def look(api: Any, *, since: datetime.datetime | None = None) -> Rollout | None:
+    """The rollout as it stands, without waiting (None: the DaemonSet is gone).
+
+    A finished rollout is confirmed from the pod table alone; only an unfinished one
+    has its pods listed in full, for the diagnosis.
+    """
+    daemonset = api.get()
+    if daemonset is None:
+        return None
+    if readiness.rollout_status(daemonset)[0]:
+        seen = confirm(api, daemonset)
+        if seen.state.done:
+            return seen
+    return observe(api, since=since)[0]
+
+
 def is_hopeless(rollout: Rollout) -> bool:
     """Every updated pod that is not ready fails, and every problem is of a kind no waiting fixes.
 
@@ -73,33 +100,156 @@ def _failure(api: Any, rollout: Rollout, headline: str) -> ImagePullerError:
                             problems=rollout.problems)
 
 
-def wait_for_rollout(api: Any, *, timeout: float, since: datetime.datetime | None = None,
-                     grace: float = HOPELESS_GRACE_SECONDS, clock: Callable[[], float] = time.monotonic) -> Rollout:
-    """Watch until the rollout is done; raise ImagePullerError when it is hopeless or time is up."""
-    deadline = clock() + timeout
-    hopeless_since = None
-    while True:
-        rollout, resource_version = observe(api, since=since)
-        if rollout is None:
-            raise ImagePullerError(f"{api.ref} was deleted while waiting for its rollout")
-        if rollout.state.done:
-            return rollout
-        now = clock()
-        if is_hopeless(rollout):
-            hopeless_since = now if hopeless_since is None else hopeless_since
-            if now - hopeless_since >= grace:
-                raise _failure(api, rollout, f"the rollout cannot finish ({rollout.state.waiting_for}); "
-                                             f"its pods have failed to pull or create containers for {int(now - hopeless_since)}s")
+def progress(daemonset: dict[str, Any]) -> tuple:
+    """The figures whose change means the rollout moved."""
+    status = daemonset.get("status") or {}
+    return tuple(status.get(key) for key in ("observedGeneration", "desiredNumberScheduled", "updatedNumberScheduled",
+                                             "numberAvailable", "numberReady", "currentNumberScheduled"))
+
+
+def overwritten(applied: dict[str, Any] | None, live: dict[str, Any]) -> str | None:
+    """Why the live DaemonSet no longer runs the pod template this task applied (None: it still does).
+
+    Another writer (a second deploy at the same time) changed the template:
+    waiting on would report its rollout as ours. Both objects come from the
+    API server, so its defaults are filled in on both sides.
+    """
+    if not applied:
+        return None
+    generation = (live.get("metadata") or {}).get("generation")
+    if generation == (applied.get("metadata") or {}).get("generation"):
+        return None
+    ours, theirs = (((obj.get("spec") or {}).get("template")) for obj in (applied, live))
+    if ours == theirs:
+        return None
+    mine = ", ".join(f"{c['container']}={c['image']}" for c in readiness.daemonset_images(applied))
+    now = ", ".join(f"{c['container']}={c['image']}" for c in readiness.daemonset_images(live))
+    return (f"another writer changed its pod template while waiting (generation {generation}); "
+            f"it now runs [{now}], this task applied [{mine}]")
+
+
+def confirm(api: Any, daemonset: dict[str, Any]) -> Rollout:
+    """The verdict when the status says done: are the pods of the current template all ready? (cheap rows, no objects)"""
+    state = readiness.confirm(daemonset, readiness.pod_rows(api.pod_table(readiness.updated_selector(daemonset))))
+    return Rollout(daemonset=daemonset, state=state, problems=[])
+
+
+class _Waiter:
+    """The state of one wait; one method per kind of look at the cluster."""
+
+    def __init__(self, api: Any, *, timeout: float, since: datetime.datetime | None, grace: float, clock: Callable[[], float],
+                 applied: dict[str, Any] | None = None) -> None:
+        self.api, self.since, self.grace, self.clock, self.applied = api, since, grace, clock, applied
+        self.deadline = clock() + timeout
+        self.timeout = timeout
+        self.last: Rollout | None = None
+        self.hopeless_since: float | None = None
+        self.diagnosed_at: float | None = None
+        self.moved_at = clock()
+        self.figures: tuple = ()
+        self.daemonset: dict[str, Any] | None = None
+
+    def note(self, daemonset: dict[str, Any]) -> None:
+        self.daemonset = daemonset
+        figures = progress(daemonset)
+        if figures != self.figures:
+            self.figures, self.moved_at = figures, self.clock()
+            self.hopeless_since = None
+
+    def diagnosis_due(self, now: float) -> bool:
+        if now >= self.deadline:
+            return True
+        if now - self.moved_at < STALL_SECONDS:
+            return False
+        if self.diagnosed_at is None or now - self.diagnosed_at >= RELIST_SECONDS:
+            return True
+        return self.hopeless_since is not None and now - self.hopeless_since >= self.grace
+
+    def next_look(self, now: float) -> float:
+        """Seconds until something is due even if the DaemonSet does not change."""
+        due = [self.deadline - now, RELIST_SECONDS]
+        if self.diagnosed_at is None:
+            due.append(self.moved_at + STALL_SECONDS - now)
         else:
-            hopeless_since = None
-        if now >= deadline:
-            raise _failure(api, rollout, f"the rollout did not finish within {math.ceil(timeout)}s ({rollout.state.waiting_for})")
-        horizon = min(deadline - now, RELIST_SECONDS)
-        if hopeless_since is not None:
-            horizon = min(horizon, max(1.0, hopeless_since + grace - now))
-        # the first change of the DaemonSet (or the end of the watch) starts the next round
-        for _event in api.watch_daemonset(resource_version, math.ceil(horizon)):
-            break
+            due.append(self.diagnosed_at + RELIST_SECONDS - now)
+        if self.hopeless_since is not None:
+            due.append(self.hopeless_since + self.grace - now)
+        return max(1.0, min(due))
+
+    def diagnose(self, daemonset: dict[str, Any], now: float) -> Rollout:
+        pods = self.api.list_pods(readiness.label_selector((daemonset.get("spec") or {}).get("selector")))[0]
+        state = readiness.evaluate(daemonset, pods)
+        problems = [] if state.done else diagnosis.diagnose(daemonset, pods, self.api.list_events(), since=self.since)
+        seen = Rollout(daemonset=daemonset, state=state, problems=problems)
+        self.diagnosed_at = now
+        if is_hopeless(seen):
+            self.hopeless_since = now if self.hopeless_since is None else self.hopeless_since
+        else:
+            self.hopeless_since = None
+        return seen
+
+    def judge(self, daemonset: dict[str, Any]) -> Rollout | None:
+        """The finished rollout, or None to go on watching; raises when it is hopeless, replaced or time is up."""
+        self.note(daemonset)
+        replaced = overwritten(self.applied, daemonset)
+        if replaced:
+            raise ImagePullerError(f"{self.api.ref}: {replaced}; this wait ends without a verdict on what it applied",
+                                   result=daemonset, summary=readiness.summarize(daemonset, []), problems=[])
+        if readiness.rollout_status(daemonset)[0]:
+            self.last = confirm(self.api, daemonset)
+            if self.last.state.done:
+                return self.last
+        now = self.clock()
+        if self.diagnosis_due(now):
+            self.last = self.diagnose(daemonset, now)
+            if self.last.state.done:
+                return self.last
+            if self.hopeless_since is not None and now - self.hopeless_since >= self.grace:
+                raise _failure(self.api, self.last, f"the rollout cannot finish ({self.last.state.waiting_for}); its pods have "
+                                                    f"failed to pull or create containers for {int(now - self.hopeless_since)}s")
+            if now >= self.deadline:
+                raise _failure(self.api, self.last, f"the rollout did not finish within {math.ceil(self.timeout)}s "
+                                                    f"({self.last.state.waiting_for})")
+        return None
+
+    def follow(self, daemonset: dict[str, Any]) -> dict[str, Any] | None:
+        """Watch the DaemonSet until a change worth a look, or until something is due; then read it again."""
+        resource_version = (daemonset.get("metadata") or {}).get("resourceVersion")
+        for kind, changed in self.api.watch_daemonset(resource_version, math.ceil(self.next_look(self.clock()))):
+            if kind == "DELETED":
+                break
+            if kind not in ("ADDED", "MODIFIED") or not changed:
+                continue
+            self.note(changed)
+            if readiness.rollout_status(changed)[0]:
+                break
+        # after any end of the watch (a change, time, a break, an outage) the DaemonSet is read afresh
+        return self.api.get()
+
+
+def wait_for_rollout(api: Any, *, timeout: float, since: datetime.datetime | None = None, grace: float = HOPELESS_GRACE_SECONDS,
+                     clock: Callable[[], float] = time.monotonic, applied: dict[str, Any] | None = None) -> Rollout:
+    """Watch until the rollout is done; raise ImagePullerError when it is hopeless, time is up or the API server stays away.
+
+    applied: the DaemonSet as this task's apply returned it; the wait fails when another writer replaces its template.
+    """
+    waiter = _Waiter(api, timeout=timeout, since=since, grace=grace, clock=clock, applied=applied)
+    try:
+        daemonset = api.get()
+        while True:
+            if daemonset is None:
+                raise ImagePullerError(f"{api.ref} was deleted while waiting for its rollout")
+            finished = waiter.judge(daemonset)
+            if finished is not None:
+                return finished
+            daemonset = waiter.follow(daemonset)
+    except Unreachable as exc:
+        last = waiter.daemonset
+        if last is None:
+            raise
+        problems = waiter.last.problems if waiter.last is not None and waiter.last.daemonset is last else []
+        raise ImagePullerError(f"{exc.msg}\nlast seen: {readiness.rollout_status(last)[1]}", result=last,
+                               summary=readiness.summarize(last, []), problems=problems, **exc.result) from exc
 
 
 def _owned_pods(pods: list, uid: str | None) -> list:

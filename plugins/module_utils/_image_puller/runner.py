@@ -19,6 +19,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import parse_time
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 
 
 def _shown(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -44,9 +45,12 @@ def run(module: Any) -> dict[str, Any]:
     if params["wait_timeout"] < 0:
         raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
     definition = apply.prepare_definition(params["definition"], params.get("namespace"), state=params["state"])
-    api = DaemonSetApi(connect(module), namespace=definition["metadata"]["namespace"], name=definition["metadata"]["name"])
-    wait = params["wait"] and not module.check_mode
     deadline = time.monotonic() + params["wait_timeout"]
+    # the API server going away (restart, overload) is ridden through until wait_timeout, for every call
+    retrier = Retrier(deadline=deadline)
+    client = retrier.call("could not connect to the API server", lambda: connect(module))
+    api = DaemonSetApi(client, namespace=definition["metadata"]["namespace"], name=definition["metadata"]["name"], retrier=retrier)
+    wait = params["wait"] and not module.check_mode
 
     def remaining() -> float:
         return max(0.0, deadline - time.monotonic())
@@ -84,9 +88,9 @@ def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait
 
     try:
         if wait:
-            seen = rollout.wait_for_rollout(api, timeout=remaining(), since=_applied_at(applied.after))
+            seen = rollout.wait_for_rollout(api, timeout=remaining(), since=_applied_at(applied.after), applied=applied.after)
         else:
-            seen = rollout.observe(api, since=_applied_at(applied.after))[0]
+            seen = rollout.look(api, since=_applied_at(applied.after))
     except ImagePullerError as exc:
         if "result" in exc.result:
             exc.result["result"] = _shown(exc.result["result"])

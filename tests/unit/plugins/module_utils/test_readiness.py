@@ -145,3 +145,48 @@ def test_label_selector(selector, expected):
 def test_label_selector_rejects_an_unknown_operator():
     with pytest.raises(ValueError, match="unknown operator 'Near'"):
         readiness.label_selector({"matchExpressions": [{"key": "a", "operator": "Near"}]})
+
+
+TABLE_COLUMNS = [{"name": name} for name in ("Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates")]
+
+
+def row(name, ready, status="Running", node="kwok-node-0"):
+    return {"cells": [name, ready, status, 0, "1m", "10.0.0.1", node, "<none>", "<none>"]}
+
+
+@pytest.mark.parametrize(
+    ("rows", "done", "waiting_for"),
+    [
+        pytest.param([row("a", "2/2", node="n0"), row("b", "2/2", node="n1"), row("c", "2/2", node="n2")], True,
+                     "3 of 3 pods updated and available", id="every updated pod with all containers ready is done"),
+        pytest.param([row("a", "2/2", node="n0"), row("b", "1/2", node="n1"), row("c", "2/2", node="n2")], False,
+                     "1 updated pods have containers that are not ready", id="one container not ready is not done"),
+        pytest.param([row("a", "2/2", node="n0"), row("b", "2/2", "Terminating", "n1"), row("c", "2/2", node="n2")], False,
+                     "2 of 3 updated pods exist", id="a terminating pod does not count"),
+        pytest.param([row("a", "0/0", node="n0"), row("b", "2/2", node="n1"), row("c", "2/2", node="n2")], False,
+                     "1 updated pods have containers that are not ready", id="a pod without containers is not ready"),
+    ],
+)
+def test_confirm_from_the_pod_table(rows, done, waiting_for):
+    daemonset = obj("daemonset", **{"status.numberReady": 3, "status.numberAvailable": 3})
+    state = readiness.confirm(daemonset, readiness.pod_rows({"columnDefinitions": TABLE_COLUMNS, "rows": rows}))
+    assert (state.done, state.waiting_for) == (done, waiting_for)
+
+
+def test_pod_rows_read_the_columns_by_name_and_an_unscheduled_pod_has_no_node():
+    table = {"columnDefinitions": TABLE_COLUMNS, "rows": [row("a", "3/50", "ImagePullBackOff", "<none>")]}
+    assert readiness.pod_rows(table) == [{"pod": "a", "node": None, "status": "ImagePullBackOff", "ready": 3, "total": 50}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "selector"),
+    [
+        pytest.param({}, "app.kubernetes.io/instance=kubernetes-image-puller,app.kubernetes.io/name=kubernetes-image-puller,"
+                         "pod-template-generation=2", id="a rolling update selects the pods of the current template"),
+        pytest.param({"spec.updateStrategy": {"type": "OnDelete"}},
+                     "app.kubernetes.io/instance=kubernetes-image-puller,app.kubernetes.io/name=kubernetes-image-puller",
+                     id="OnDelete selects every pod"),
+    ],
+)
+def test_updated_selector(changes, selector):
+    assert readiness.updated_selector(obj("daemonset", **changes)) == selector

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import rollout
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import retry, rollout
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils._daemonset_fixtures import obj
 
@@ -39,24 +39,50 @@ class Clock:
         return self.now
 
 
+SELECTOR = "app.kubernetes.io/instance=kubernetes-image-puller,app.kubernetes.io/name=kubernetes-image-puller"
+
+
+def table_of(pods):
+    """The server-side Table the API server renders for these pods (the columns kubectl prints)."""
+    columns = [{"name": name} for name in ("Name", "Ready", "Status", "Restarts", "Age", "IP", "Node")]
+    rows = []
+    for pod in pods:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        ready = sum(1 for status in statuses if status.get("ready"))
+        total = len(pod["spec"]["containers"])
+        rows.append({"cells": [pod["metadata"]["name"], f"{ready}/{total}", pod["status"].get("phase"), 0, "1m", "", pod["spec"].get("nodeName")]})
+    return {"kind": "Table", "columnDefinitions": columns, "rows": rows}
+
+
 class ScriptedApi:
-    """Each watch ends either with the next scripted change (one second later) or, when the script is over, by expiring."""
+    """Each watch ends either with the next scripted DaemonSet (one second later) or, when the script is over, by expiring.
+
+    Counts what the waiter reads: full pod listings (the diagnosis) and pod tables (the confirmation).
+    """
 
     ref = "DaemonSet image-puller/kubernetes-image-puller"
 
     def __init__(self, clock, *states):
         self.clock, self.states, self.watches = clock, list(states), []
+        self.listings, self.tables, self.gets = 0, 0, 0
 
     @property
     def current(self):
         return self.states[0]
 
     def get(self):
+        self.gets += 1
         return self.current[0]
 
     def list_pods(self, selector):
-        assert selector == "app.kubernetes.io/instance=kubernetes-image-puller,app.kubernetes.io/name=kubernetes-image-puller"
+        assert selector == SELECTOR
+        self.listings += 1
         return self.current[1], "99"
+
+    def pod_table(self, selector):
+        assert selector == SELECTOR + ",pod-template-generation=2"
+        self.tables += 1
+        return table_of([pod for pod in self.current[1] if pod["metadata"]["labels"].get("pod-template-generation") == "2"])
 
     def list_events(self):
         return self.current[2] if len(self.current) > 2 else []
@@ -66,7 +92,10 @@ class ScriptedApi:
         if len(self.states) > 1:
             self.states.pop(0)
             self.clock.now += 1
-            yield "MODIFIED", {}
+            if self.current[0] is None:
+                yield "DELETED", {}
+            else:
+                yield "MODIFIED", self.current[0]
         else:
             self.clock.now += seconds
 
@@ -82,25 +111,37 @@ def fixture_clock():
     return Clock()
 
 
-def test_a_finished_rollout_returns_at_once_without_watching(clock):
+def test_a_finished_rollout_is_confirmed_from_the_pod_table_without_watching_or_listing_pods(clock):
     api = ScriptedApi(clock, (obj("daemonset", **DONE), ALL_READY))
     seen = rollout.wait_for_rollout(api, timeout=300, clock=clock)
     assert seen.state.done and seen.problems == [] and api.watches == []
+    assert (api.tables, api.listings) == (1, 0)
+    assert [(node["node"], node["ready"], node["phase"]) for node in seen.state.summary["nodes"]] == [
+        ("kwok-node-0", True, "Running"), ("kwok-node-1", True, "Running"), ("kwok-node-2", True, "Running")]
 
 
 def test_the_waiter_wakes_on_the_change_that_finishes_the_rollout(clock):
     api = ScriptedApi(clock, (MID_ROLLOUT, ALL_READY[:2]), (obj("daemonset", **DONE), ALL_READY))
     seen = rollout.wait_for_rollout(api, timeout=300, clock=clock)
-    assert seen.state.done and clock.now == 1001 and api.watches == [rollout.RELIST_SECONDS]
+    assert seen.state.done and clock.now == 1001 and api.watches == [rollout.STALL_SECONDS]
+    assert (api.tables, api.listings) == (1, 0), "a moving rollout reads no pod until its status says done"
 
 
-def test_a_rollout_that_never_finishes_fails_at_the_timeout_and_lists_again_meanwhile(clock):
+def test_status_changes_are_followed_inside_one_watch_without_reading_pods(clock):
+    steps = [obj("daemonset", **{"status.numberReady": n, "status.numberAvailable": n}) for n in (0, 1, 2)]
+    api = ScriptedApi(clock, *[(step, ALL_READY[:2]) for step in steps], (obj("daemonset", **DONE), ALL_READY))
+    assert rollout.wait_for_rollout(api, timeout=300, clock=clock).state.done
+    assert (api.tables, api.listings) == (1, 0)
+
+
+def test_a_rollout_that_never_finishes_fails_at_the_timeout_and_diagnoses_while_it_stands_still(clock):
     api = ScriptedApi(clock, (MID_ROLLOUT, ALL_READY[:2]))
     with pytest.raises(ImagePullerError) as raised:
         rollout.wait_for_rollout(api, timeout=25, clock=clock)
     assert raised.value.msg == ("DaemonSet image-puller/kubernetes-image-puller: the rollout did not finish within 25s "
                                 "(2 of 3 updated pods available):\nno pod reports an error")
-    assert api.watches == [10, 10, 5] and clock.now == 1025
+    assert api.watches == [5, 10, 10] and clock.now == 1025
+    assert api.listings == 3, "diagnosed when the status stood still, once per re-list interval, and at the timeout"
     assert raised.value.result["summary"]["available"] == 2
 
 
@@ -108,7 +149,7 @@ def test_a_pull_failure_on_every_pod_not_ready_fails_after_the_grace_period_with
     api = ScriptedApi(clock, (obj("daemonset"), ONE_FAILING))
     with pytest.raises(ImagePullerError) as raised:
         rollout.wait_for_rollout(api, timeout=300, grace=30, clock=clock)
-    assert clock.now == 1030, "gave up when the grace period ended, long before the timeout"
+    assert clock.now == 1035, "gave up when the grace period after the first diagnosis ended, long before the timeout"
     assert raised.value.msg.splitlines()[1] == (
         'image "quay.io/example/app:pull-fails" (container "broken") on node "kwok-node-1": ImagePullBackOff: '
         'Back-off pulling image "quay.io/example/app:pull-fails"')
@@ -127,6 +168,23 @@ def test_a_pull_failure_is_not_hopeless_while_the_controller_is_refused_pods(clo
     assert clock.now == 1090, "waited for the whole timeout"
     assert [p["reason"] for p in raised.value.result["problems"]] == ["ImagePullBackOff", "FailedCreate"]
     assert "exceeded quota" in raised.value.msg
+
+
+def test_the_api_server_going_away_for_longer_than_the_wait_fails_with_what_was_last_seen(clock):
+    class Gone(ScriptedApi):
+        def get(self):
+            if self.gets:
+                raise retry.Unreachable("DaemonSet image-puller/kubernetes-image-puller: could not read it: the API server could not be "
+                                        "reached since 14:00:12 UTC (20s, until the timeout ran out); last error: connection refused",
+                                        unreachable_since="14:00:12 UTC")
+            return super().get()
+
+    api = Gone(clock, (MID_ROLLOUT, ALL_READY[:2]))
+    with pytest.raises(ImagePullerError) as raised:
+        rollout.wait_for_rollout(api, timeout=300, clock=clock)
+    assert raised.value.msg.endswith("last error: connection refused\nlast seen: 2 of 3 updated pods available")
+    assert raised.value.result["unreachable_since"] == "14:00:12 UTC"
+    assert raised.value.result["summary"]["available"] == 2
 
 
 @pytest.mark.parametrize(
@@ -172,3 +230,34 @@ def test_deletion_that_leaves_pods_behind_fails_at_the_timeout_naming_them(clock
     api = ScriptedApi(clock, (None, ALL_READY[:1]))
     with pytest.raises(ImagePullerError, match=r"after 30s still waiting for 1 pods \(kubernetes-image-puller-kwok-node-0\) to go"):
         rollout.wait_for_deletion(api, uid=UID, selector=SELECTOR, timeout=30, clock=clock)
+
+
+def test_a_template_replaced_by_another_writer_ends_the_wait_without_claiming_its_rollout(clock):
+    applied = obj("daemonset")
+    theirs = obj("daemonset", **{"metadata.generation": 3, "spec.template.spec.containers.0.image": "quay.io/example/java:21"})
+    api = ScriptedApi(clock, (MID_ROLLOUT, ALL_READY[:2]), (theirs, ALL_READY))
+    with pytest.raises(ImagePullerError) as raised:
+        rollout.wait_for_rollout(api, timeout=300, clock=clock, applied=applied)
+    assert raised.value.msg == (
+        "DaemonSet image-puller/kubernetes-image-puller: another writer changed its pod template while waiting (generation 3); "
+        "it now runs [java=quay.io/example/java:21, broken=quay.io/example/app:pull-fails], this task applied "
+        "[java=quay.io/example/java:17, broken=quay.io/example/app:pull-fails]; this wait ends without a verdict on what it applied")
+
+
+def test_a_newer_generation_with_the_same_template_is_still_ours(clock):
+    api = ScriptedApi(clock, (obj("daemonset", **{**DONE, "metadata.generation": 3, "status.observedGeneration": 3}), ALL_READY))
+    assert rollout.wait_for_rollout(api, timeout=300, clock=clock, applied=obj("daemonset")).state.done
+
+
+@pytest.mark.parametrize(
+    ("state", "tables", "listings"),
+    [
+        pytest.param((obj("daemonset", **DONE), ALL_READY), 1, 0, id="a finished rollout is confirmed from the table alone"),
+        pytest.param((MID_ROLLOUT, ONE_FAILING), 0, 1, id="an unfinished one has its pods listed for the diagnosis"),
+    ],
+)
+def test_look_without_waiting_reads_pods_in_full_only_when_the_rollout_is_not_done(clock, state, tables, listings):
+    api = ScriptedApi(clock, state)
+    seen = rollout.look(api)
+    assert (api.tables, api.listings) == (tables, listings)
+    assert seen.state.done is (tables == 1)
