@@ -229,7 +229,8 @@ registerWithTaints:
 # The node shares the machine's disk: evict only when it is really full.
 evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%, nodefs.inodesFree: 2%}
 imageMaximumGCAge: $REAL_NODE_IMAGE_MAX_AGE
-imageMinimumGCAge: 0s
+# Zero would mean the default (2m), which must stay below imageMaximumGCAge.
+imageMinimumGCAge: 1s
 maxPods: 30
 EOF
   start_bg kubelet kubelet --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubeconfig" \
