@@ -309,15 +309,7 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
             f"kubectl {kubectl_times[-1]:.1f}s (lag {kubectl_lags[-1]:.2f}s)")
     last_role_tag = tag + 2 * reps + 2
     bench.role(count, last_role_tag)
-    noop_role, _out = bench.role(count, last_role_tag)
-    proxy.reset()
-    bench.role(count, last_role_tag, kubeconfig=proxy.kubeconfig(bench.work))
-    role_reads = (proxy.requests, proxy.bytes)
-    last_manifests = bench.render(count, last_role_tag)
-    noop_kubectl = bench.kubectl(last_manifests)
-    proxy.reset()
-    bench.kubectl(last_manifests, kubeconfig=proxy.kubeconfig(bench.work))
-    kubectl_reads = (proxy.requests, proxy.bytes)
+    noop_role, role_reads, noop_kubectl, kubectl_reads = noops(bench, proxy, count, last_role_tag)
     profiled = []
     if want_profile:
         _took, out = bench.role(count, last_role_tag + 1, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
@@ -330,6 +322,22 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
     }
 
 
+def noops(bench: Bench, proxy: CountingProxy, count: int, tag: int) -> tuple:
+    """Each tool's no-op of the images at this tag, timed once and counted once through the proxy.
+
+    Returns (role seconds, role (requests, bytes), kubectl seconds, kubectl (requests, bytes)).
+    """
+    noop_role, _out = bench.role(count, tag)
+    proxy.reset()
+    bench.role(count, tag, kubeconfig=proxy.kubeconfig(bench.work))
+    role_reads = (proxy.requests, proxy.bytes)
+    manifests = bench.render(count, tag)
+    noop_kubectl = bench.kubectl(manifests)
+    proxy.reset()
+    bench.kubectl(manifests, kubeconfig=proxy.kubeconfig(bench.work))
+    return noop_role, role_reads, noop_kubectl, (proxy.requests, proxy.bytes)
+
+
 def current_tag(kube: Kube) -> int:
     """The image tag the DaemonSet runs now (what a no-op must deploy again)."""
     conn = kube.connect()
@@ -340,18 +348,10 @@ def current_tag(kube: Kube) -> int:
 
 def measure_noop(bench: Bench, proxy: CountingProxy, nodes: int, count: int) -> dict:
     """Only the no-ops, on the DaemonSet as it stands (no rollout): for a size whose rollouts take too long to repeat."""
-    tag = current_tag(bench.kube)
-    noop_role, _out = bench.role(count, tag)
-    proxy.reset()
-    bench.role(count, tag, kubeconfig=proxy.kubeconfig(bench.work))
-    role_reads = (proxy.requests, proxy.bytes)
-    manifests = bench.render(count, tag)
-    noop_kubectl = bench.kubectl(manifests)
-    proxy.reset()
-    bench.kubectl(manifests, kubeconfig=proxy.kubeconfig(bench.work))
+    noop_role, role_reads, noop_kubectl, kubectl_reads = noops(bench, proxy, count, current_tag(bench.kube))
     nan = float("nan")
     return {"size": f"{nodes}x{count}", "reps": 0, "role": nan, "kubectl": nan, "role_lag": nan, "kubectl_lag": nan,
-            "noop_role": noop_role, "noop_kubectl": noop_kubectl, "role_reads": role_reads, "kubectl_reads": (proxy.requests, proxy.bytes),
+            "noop_role": noop_role, "noop_kubectl": noop_kubectl, "role_reads": role_reads, "kubectl_reads": kubectl_reads,
             "load": os.getloadavg(), "profile": [], "role_all": [], "kubectl_all": []}
 
 

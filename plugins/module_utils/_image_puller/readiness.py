@@ -95,9 +95,22 @@ class Readiness:
         return max(0, self.summary["desired"] - len(self.updated_pods))
 
 
+def _status_counts(daemonset: Mapping[str, Any]) -> dict[str, Any]:
+    """The DaemonSet status's pod counts and its images: the part of a summary that reads no pod."""
+    status = daemonset.get("status") or {}
+    return {
+        "desired": status.get("desiredNumberScheduled") or 0,
+        "current": status.get("currentNumberScheduled") or 0,
+        "ready": status.get("numberReady") or 0,
+        "updated": status.get("updatedNumberScheduled") or 0,
+        "available": status.get("numberAvailable") or 0,
+        "misscheduled": status.get("numberMisscheduled") or 0,
+        "images": daemonset_images(daemonset),
+    }
+
+
 def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The figures of the DaemonSet status, its images and one entry per node."""
-    status = daemonset.get("status") or {}
     nodes = [
         {
             "node": target_node(pod),
@@ -109,13 +122,7 @@ def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -
         for pod in sorted(pods, key=lambda p: (target_node(p) or "", (p.get("metadata") or {}).get("name") or ""))
     ]
     return {
-        "desired": status.get("desiredNumberScheduled") or 0,
-        "current": status.get("currentNumberScheduled") or 0,
-        "ready": status.get("numberReady") or 0,
-        "updated": status.get("updatedNumberScheduled") or 0,
-        "available": status.get("numberAvailable") or 0,
-        "misscheduled": status.get("numberMisscheduled") or 0,
-        "images": daemonset_images(daemonset),
+        **_status_counts(daemonset),
         "nodes": nodes,
     }
 
@@ -213,15 +220,8 @@ def confirm(daemonset: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> 
     updated = tuple(sorted((row for row in rows if row.get("status") != "Terminating"),
                            key=lambda row: (row.get("node") or "", row.get("pod") or "")))
     not_ready = tuple(row for row in updated if not _row_ready(row))
-    status = daemonset.get("status") or {}
     summary = {
-        "desired": status.get("desiredNumberScheduled") or 0,
-        "current": status.get("currentNumberScheduled") or 0,
-        "ready": status.get("numberReady") or 0,
-        "updated": status.get("updatedNumberScheduled") or 0,
-        "available": status.get("numberAvailable") or 0,
-        "misscheduled": status.get("numberMisscheduled") or 0,
-        "images": daemonset_images(daemonset),
+        **_status_counts(daemonset),
         "nodes": [
             {"node": row.get("node"), "pod": row.get("pod"),
              "phase": row.get("status") if row.get("status") in POD_PHASES else None,
