@@ -7,8 +7,10 @@ The floor is crictl pulling the same images one after another from the same loca
 an empty store each time:
   - serial crictl pulls: the wall time of the N pulls;
   - the role (ansible-playbook kip.image_puller.deploy, images only on real-node-0): the time
-    the node took to cache them (from the puller pod's creation to its last container's start,
-    read from the pod's own timestamps), and the wall time of the whole playbook run.
+    the node took to cache them, from the moment the puller pod is first seen in the API to the
+    moment the last image is in the node's store (both polled every 0.2 s during the run: the
+    pod through the API, the store through the CRI socket), and the wall time of the whole
+    playbook run.
 Prints medians; asserts nothing. Target: caching at most 1.2 x the serial pulls.
 
 Run from `make bench` (the local cluster with its real node must be up):
@@ -17,13 +19,13 @@ Run from `make bench` (the local cluster with its real node must be up):
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -54,8 +56,31 @@ def serial_pulls(node: dict[str, str], refs: list[str]) -> float:
     return time.monotonic() - started
 
 
-def parse(stamp: str) -> datetime.datetime:
-    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+class Observer(threading.Thread):
+    """Polls, while the role runs, for the puller pod in the API and for each image in the node's store."""
+
+    def __init__(self, node: dict[str, str], refs: list[str]):
+        super().__init__(daemon=True)
+        self.node, self.refs = node, refs
+        self.pod_seen: float | None = None
+        self.stored: dict[str, float] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set() and len(self.stored) < len(self.refs):
+            now = time.monotonic()
+            if self.pod_seen is None:
+                pods = subprocess.run(["kubectl", "get", "pods", "-n", NAMESPACE, "-o", "name"],
+                                      capture_output=True, text=True, check=False).stdout.split()
+                if pods:
+                    self.pod_seen = now
+            else:
+                listed = json.loads(crictl(self.node, "images", "-o", "json").stdout)["images"]
+                tags = {tag for image in listed for tag in image.get("repoTags") or []}
+                for ref in self.refs:
+                    if ref in tags:
+                        self.stored.setdefault(ref, now)
+            time.sleep(0.2)
 
 
 def role(node: dict[str, str], refs: list[str], workdir: Path) -> tuple[float, float]:
@@ -70,17 +95,20 @@ def role(node: dict[str, str], refs: list[str], workdir: Path) -> tuple[float, f
     extra = workdir / "vars.json"
     extra.write_text(json.dumps(variables))
     ansible = Path(sys.executable).with_name("ansible-playbook")
+    observer = Observer(node, refs)
+    observer.start()
     started = time.monotonic()
     run = subprocess.run([str(ansible), "kip.image_puller.deploy", "-e", f"@{extra}"], capture_output=True, text=True, check=False)
     wall = time.monotonic() - started
+    observer.done.set()
+    observer.join()
     if run.returncode != 0:
         raise SystemExit(f"the deploy failed:\n{run.stdout[-4000:]}")
-    pod = json.loads(subprocess.run(["kubectl", "get", "pods", "-n", NAMESPACE, "-o", "json"], check=True,
-                                    capture_output=True, text=True).stdout)["items"][0]
-    created = parse(pod["metadata"]["creationTimestamp"])
-    last_start = max(parse(s["state"]["running"]["startedAt"]) for s in pod["status"]["containerStatuses"])
+    missing = sorted(set(refs) - set(observer.stored))
+    if observer.pod_seen is None or missing:
+        raise SystemExit(f"the deploy succeeded but the observer saw no pod or not every image ({missing})")
     subprocess.run([str(ansible), "kip.image_puller.remove", "-e", f"@{extra}"], capture_output=True, check=True)
-    return (last_start - created).total_seconds(), wall
+    return max(observer.stored.values()) - observer.pod_seen, wall
 
 
 def main() -> int:
@@ -108,8 +136,8 @@ def main() -> int:
     print(f"{args.count} images x {args.size_mib} MiB from {node['REGISTRY']} to real-node-0, median of {args.reps} "
           f"(load average {os.getloadavg()[0]:.1f})")
     print(f"  serial crictl pulls (floor)            {med(floor):7.1f} s   runs: {', '.join(f'{x:.1f}' for x in floor)}")
-    print(f"  role: pod created -> last image running {med(caching):7.1f} s   runs: {', '.join(f'{x:.1f}' for x in caching)}"
-          f"   ratio to the floor: {med(caching) / med(floor):.2f} (target <= 1.2; timestamps have 1 s resolution)")
+    print(f"  role: pod seen -> last image stored    {med(caching):7.1f} s   runs: {', '.join(f'{x:.1f}' for x in caching)}"
+          f"   ratio to the floor: {med(caching) / med(floor):.2f} (target <= 1.2; polled every 0.2 s)")
     print(f"  role: whole ansible-playbook run       {med(walls):7.1f} s   runs: {', '.join(f'{x:.1f}' for x in walls)}")
     return 0
 

@@ -356,6 +356,8 @@ cmd_env() {
     "$NODE_NAME" "$dir" "$sock" "$registry" "$private_registry"
   printf 'PRIVATE_REGISTRY_USER=kip-test\nPRIVATE_REGISTRY_PASSWORD_FILE=%s\nCRICTL=%s\nIMAGE_TOOL=%s\n' \
     "$dir/registry/password" "$NODE_BIN/crictl" "$here/images/build_images.py"
+  # What the running kubelet was given, not this shell's setting.
+  printf 'IMAGE_MAX_AGE=%s\n' "$(sed -n 's/^imageMaximumGCAge: //p' "$dir/kubelet.yaml" 2>/dev/null)"
 }
 
 case ${1:-} in

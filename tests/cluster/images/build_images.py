@@ -137,6 +137,9 @@ def push_all(args: argparse.Namespace) -> None:
         ("kip-test/moving", "a"): ({"data/content.txt": (b"moving tag, content a\n", 0o644)}, {}, {}),
         ("kip-test/moving", "b"): ({"data/content.txt": (b"moving tag, content b\n", 0o644)}, {}, {}),
         ("kip-test/unused", "1"): ({"data/content.txt": (b"cached by nobody\n", 0o644)}, {}, {}),
+        # Only the image GC test caches these, so tests running beside it cannot keep them in use.
+        ("kip-test/gc-kept", "a"): ({"data/content.txt": (b"kept from image GC by the puller, a\n", 0o644)}, {}, {}),
+        ("kip-test/gc-kept", "b"): ({"data/content.txt": (b"kept from image GC by the puller, b\n", 0o644)}, {}, {}),
     }
     public = Registry(args.registry)
     for (name, tag), (files, links, config) in images.items():
