@@ -36,7 +36,7 @@ run() {
 
 # One after another: kwokctl picks free ports for etcd and the controllers, and two clusters
 # starting at once could pick the same one.
-up() { printf '%s %s\n' "$1" "$(run up "$1" "$2")"; }
+up() { local kubeconfig; kubeconfig=$(run up "$1" "$2"); printf '%s %s\n' "$1" "$kubeconfig"; }
 down() { run down "$1" "$2"; }
 kubeconfigs() { run kubeconfig "$1" "$2"; }
 
