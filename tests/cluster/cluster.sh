@@ -62,7 +62,7 @@ validate_settings() {
   # One cluster per folder: the state file, the process match and `down` cover the whole folder.
   local other
   for other in "$KWOK_WORKDIR"/clusters/*; do
-    [ -d "$other" ] && [ "$(basename "$other")" != "$CLUSTER_NAME" ] || continue
+    if ! [ -d "$other" ] || [ "$(basename "$other")" = "$CLUSTER_NAME" ]; then continue; fi
     die "KIP_CLUSTER_DIR=$KIP_CLUSTER_DIR already holds cluster '$(basename "$other")'; give cluster '$CLUSTER_NAME' a folder of its own (KIP_CLUSTER_DIR=...) or stop that one first"
   done
 }

@@ -35,7 +35,7 @@ def inventory(tmp_path, text, name="clusters.kubeconfig.yml"):
     plugin = new_plugin()
     data = InventoryData()
     plugin.parse(data, DataLoader(), str(source), cache=False)
-    return plugin, data
+    return data
 
 
 def hostvars(data, name):
@@ -47,13 +47,13 @@ def members(data, group):
 
 
 def test_every_context_of_every_file_is_a_host_first_file_wins(tmp_path):
-    _, data = inventory(tmp_path, f"kubeconfigs: [{PROD}, {STAGING}]\n")
+    data = inventory(tmp_path, f"kubeconfigs: [{PROD}, {STAGING}]\n")
     assert sorted(data.hosts) == ["kind-local", "prod-eu-1", "prod-eu-admin", "prod-us-1", "stage-eu-1"]
     assert hostvars(data, "prod-us-1")["image_puller_kubeconfig"] == PROD
 
 
 def test_host_variables_are_the_role_connection_and_no_credential(tmp_path):
-    _, data = inventory(tmp_path, f"kubeconfigs: [{PROD}]\n")
+    data = inventory(tmp_path, f"kubeconfigs: [{PROD}]\n")
     got = hostvars(data, "prod-eu-1")
     assert got["ansible_connection"] == "local"
     assert (got["image_puller_kubeconfig"], got["image_puller_context"]) == (PROD, "prod-eu-1")
@@ -73,24 +73,24 @@ def test_host_variables_are_the_role_connection_and_no_credential(tmp_path):
     ],
 )
 def test_filters(tmp_path, options, hosts):
-    _, data = inventory(tmp_path, f"kubeconfigs: [{PROD}, {STAGING}]\n" + options)
+    data = inventory(tmp_path, f"kubeconfigs: [{PROD}, {STAGING}]\n" + options)
     assert sorted(data.hosts) == hosts
 
 
 def test_groups_by_cluster_with_safe_names(tmp_path):
-    _, data = inventory(tmp_path, f"kubeconfigs: [{PROD}, {STAGING}]\n")
+    data = inventory(tmp_path, f"kubeconfigs: [{PROD}, {STAGING}]\n")
     assert members(data, "cluster_eu") == ["prod-eu-1", "prod-eu-admin"]
     assert members(data, "cluster_stage_eu") == ["stage-eu-1"]
     assert "cluster_us" in data.groups
 
 
 def test_groups_by_cluster_can_be_turned_off(tmp_path):
-    _, data = inventory(tmp_path, f"kubeconfigs: [{PROD}]\ngroup_by_cluster: false\n")
+    data = inventory(tmp_path, f"kubeconfigs: [{PROD}]\ngroup_by_cluster: false\n")
     assert not [g for g in data.groups if g.startswith("cluster_")]
 
 
 def test_groups_by_naming_pattern_with_constructed_options(tmp_path):
-    _, data = inventory(tmp_path, f"kubeconfigs: [{PROD}, {STAGING}]\n" + r"""
+    data = inventory(tmp_path, f"kubeconfigs: [{PROD}, {STAGING}]\n" + r"""
 keyed_groups:
   - key: image_puller_context | regex_replace('^([a-z]+)-.*$', '\\1')
     separator: ''
@@ -105,13 +105,13 @@ groups:
 def test_relative_paths_are_relative_to_the_source(tmp_path):
     (tmp_path / "kube").mkdir()
     (tmp_path / "kube" / "a.yaml").write_text(pathlib.Path(PROD).read_text(encoding="utf-8"), encoding="utf-8")
-    _, data = inventory(tmp_path, "kubeconfigs: [kube/a.yaml]\ncontexts: [prod-us-1]\n")
+    data = inventory(tmp_path, "kubeconfigs: [kube/a.yaml]\ncontexts: [prod-us-1]\n")
     assert hostvars(data, "prod-us-1")["image_puller_kubeconfig"] == str(tmp_path / "kube" / "a.yaml")
 
 
 def test_kubeconfig_environment_is_the_default(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", f"{STAGING}:{PROD}")
-    _, data = inventory(tmp_path, "")
+    data = inventory(tmp_path, "")
     assert hostvars(data, "prod-us-1")["image_puller_kubeconfig"] == STAGING
 
 
