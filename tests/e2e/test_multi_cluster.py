@@ -8,7 +8,7 @@ one converges, one gets an image that cannot be pulled (kwok backs off any image
 summary must name both failures and why, a second run must change nothing anywhere, and --limit
 must pick clusters. Clusters this module starts are stopped at its end; set
 KIP_E2E_CLUSTERS="name:port name:port" to use (and keep) others, e.g. those of `make clusters`.
-About 3 minutes: two cluster starts (15 s each) and four playbook runs (20-45 s each).
+About 2.5 minutes: two cluster starts (15 s each) and four playbook runs (15-45 s each).
 """
 from __future__ import annotations
 
@@ -168,17 +168,14 @@ def test_three_clusters_one_summary_second_run_no_change_and_limit(inventory):
     lines = summary_lines(out)
     assert len(lines) == 2 and re.match(rf"kwok-{good}\s+converged\s+(\d+)/\1\s", lines[1]), lines
 
-    # Remove over the inventory, limited to the two real clusters: no DaemonSet is left. (The namespace
-    # stays, so that the role does not list every kind of object in it: a minute per cluster here.)
+    # Remove, limited to the cluster whose rollout failed: its DaemonSet goes. (The namespace stays, so
+    # that the role does not list every kind of object in it: most of a minute per cluster here.)
     t0 = time.monotonic()
-    rc, out, recap = playbook("remove", path, "--limit", f"{good},{bad}", "-e", "image_puller_create_namespace=false")
+    rc, out, recap = playbook("remove", path, "--limit", bad, "-e", "image_puller_create_namespace=false")
     print(f"remove: {time.monotonic() - t0:.1f} s")
     assert rc == 0, out
-    assert set(recap) == {good, bad}
-    assert all(changed > 0 and failed == 0 for changed, failed in recap.values()), recap
-    env = _kubectl_env()
-    for name in (good, bad):
-        got = subprocess.run(["kubectl", "--kubeconfig", inventory["kubeconfigs"][name], "get", "daemonset",
-                              "-n", inventory["namespace"], "-o", "name"],
-                             capture_output=True, text=True, check=True, env=env)
-        assert got.stdout.strip() == "", f"{name} still has {got.stdout}"
+    assert set(recap) == {bad} and recap[bad][0] > 0 and recap[bad][1] == 0, recap
+    assert re.match(rf"{bad}\s+removed\s", summary_lines(out)[1]), out
+    left = subprocess.run(["kubectl", "--kubeconfig", inventory["kubeconfigs"][bad], "get", "daemonset", "-n",
+                           inventory["namespace"], "-o", "name"], capture_output=True, text=True, check=True, env=_kubectl_env())
+    assert left.stdout.strip() == "", f"{bad} still has {left.stdout}"
