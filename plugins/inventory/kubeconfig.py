@@ -6,7 +6,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: kubeconfig
 version_added: 1.0.0
-author: kip.image_puller developers
+author:
+  - kip.image_puller developers (@kip-image-puller)
 short_description: The contexts of kubeconfig files as inventory hosts, one per cluster
 description:
   - Lists the contexts of one or more kubeconfig files as hosts, so that an existing kubeconfig is the inventory
