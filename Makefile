@@ -40,7 +40,7 @@ venv: $(VENV)/.installed ## Python venv with the pinned tools; the collection is
 	      "is found before this checkout by ansible-playbook; remove it to run the code here" >&2; done
 
 ## ---- local cluster --------------------------------------------------------
-.PHONY: cluster cluster-down cluster-status cluster-build
+.PHONY: cluster cluster-down cluster-status cluster-build clusters clusters-down
 cluster-build: ## build (or reuse) the cluster binaries
 	tests/cluster/build.sh all >/dev/null
 cluster: ## start the local cluster (kwok nodes + real-node-0; CLUSTER_NODES=N, CLUSTER_FLAVOUR=openshift, CLUSTER_REAL_NODES=0)
@@ -49,6 +49,10 @@ cluster-down: ## stop the local cluster and remove its state
 	$(CLUSTER) down
 cluster-status: ## show the local cluster
 	$(CLUSTER) status
+clusters: ## start several small clusters side by side (CLUSTERS="kip-a:6450 kip-b:6451 kip-c:6452"); prints NAME KUBECONFIG
+	tests/cluster/clusters.sh up
+clusters-down: ## stop the clusters of `make clusters` (same CLUSTERS)
+	tests/cluster/clusters.sh down
 
 ## ---- tests -------------------------------------------------------------------
 .PHONY: test unit e2e e2e-gc sanity units lint argspec-check molecule molecule-quota bench kube-score ee galaxy-import

@@ -16,7 +16,12 @@
 #   CLUSTER_FLAVOUR=kubernetes kubernetes | openshift (adds the OpenShift quota and route APIs)
 #   CLUSTER_API_PORT=6446      kube-apiserver port on 127.0.0.1
 #   CLUSTER_NAME=kip           kwokctl cluster name
-#   KIP_CLUSTER_DIR            where state lives (default: $KIP_CACHE/cluster)
+#   KIP_CLUSTER_DIR            where state lives (default: $KIP_CACHE/cluster for kip,
+#                              $KIP_CACHE/cluster-<CLUSTER_NAME> for any other name)
+#
+# Several clusters run side by side when each has its own CLUSTER_NAME, CLUSTER_API_PORT and
+# KIP_CLUSTER_DIR (one cluster per folder; only one of them may have the real node, whose ports
+# are fixed). clusters.sh starts and stops such a set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -28,7 +33,8 @@ CLUSTER_NODES=${CLUSTER_NODES:-3}
 CLUSTER_REAL_NODES=${CLUSTER_REAL_NODES:-1}
 CLUSTER_FLAVOUR=${CLUSTER_FLAVOUR:-kubernetes}
 CLUSTER_API_PORT=${CLUSTER_API_PORT:-6446}
-KIP_CLUSTER_DIR=${KIP_CLUSTER_DIR:-$KIP_CACHE/cluster}
+if [ "$CLUSTER_NAME" = kip ]; then KIP_CLUSTER_DIR=${KIP_CLUSTER_DIR:-$KIP_CACHE/cluster}
+else KIP_CLUSTER_DIR=${KIP_CLUSTER_DIR:-$KIP_CACHE/cluster-$CLUSTER_NAME}; fi
 export KWOK_WORKDIR=$KIP_CLUSTER_DIR/kwok
 cluster_dir=$KWOK_WORKDIR/clusters/$CLUSTER_NAME
 kubeconfig=$cluster_dir/kubeconfig.yaml
@@ -53,6 +59,12 @@ validate_settings() {
   esac
   [[ $CLUSTER_API_PORT =~ ^[0-9]+$ ]] || die "CLUSTER_API_PORT must be a port number, got '$CLUSTER_API_PORT'"
   case $CLUSTER_REAL_NODES in 0|1) ;; *) die "CLUSTER_REAL_NODES must be 0 or 1, got '$CLUSTER_REAL_NODES'" ;; esac
+  # One cluster per folder: the state file, the process match and `down` cover the whole folder.
+  local other
+  for other in "$KWOK_WORKDIR"/clusters/*; do
+    if ! [ -d "$other" ] || [ "$(basename "$other")" = "$CLUSTER_NAME" ]; then continue; fi
+    die "KIP_CLUSTER_DIR=$KIP_CLUSTER_DIR already holds cluster '$(basename "$other")'; give cluster '$CLUSTER_NAME' a folder of its own (KIP_CLUSTER_DIR=...) or stop that one first"
+  done
 }
 
 realnode() { KIP_CLUSTER_DIR=$KIP_CLUSTER_DIR CLUSTER_NAME=$CLUSTER_NAME "$here/realnode.sh" "$@"; }
