@@ -30,22 +30,10 @@ description:
   - With O(state=absent) deletes the DaemonSet in the foreground and waits until its pods are gone.
   - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 options:
-  definition:
-    description:
-      - The DaemonSet (C(apps/v1)) to apply, as a dictionary, for instance rendered from a template with
-        P(ansible.builtin.template#lookup).
-      - C(status) and server-written metadata (C(resourceVersion), C(uid), C(managedFields), ...) are ignored.
-      - With O(state=absent) only its name and namespace are used.
-    type: dict
-    required: true
-  namespace:
-    description:
-      - The namespace of the DaemonSet, when O(definition) has no C(metadata.namespace).
-      - When both are set they must be equal.
-    type: str
   state:
     description:
-      - V(present) creates or updates the DaemonSet; V(absent) deletes it.
+      - V(present) creates or updates the DaemonSet; V(absent) deletes it, and then only the name and namespace of
+        O(definition) are used.
     type: str
     choices: [present, absent]
     default: present
@@ -54,20 +42,15 @@ options:
       - With O(state=present) wait until the rollout is done; with O(state=absent) wait until the DaemonSet and its
         pods are gone.
       - Never waits in check mode.
+      - The wait, and a re-creation or a deletion, count against O(wait_timeout).
     type: bool
     default: true
-  wait_timeout:
-    description:
-      - How many seconds the module may take in all to re-create (if needed), roll out or delete the DaemonSet.
-      - Within this time, refused or reset connections, dropped watches, C(410 Gone), C(429) and C(5xx) answers (an API
-        server restarting or overloaded) are retried with back-off. If the API server is still unreachable when the time
-        is up, the module fails saying since when it could not be reached.
-    type: int
-    default: 300
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
-  - kip.image_puller.image_puller
+  - kip.image_puller._options
+  - kip.image_puller._options.definition
+  - kip.image_puller._options.wait_timeout
 attributes:
   check_mode:
     support: full

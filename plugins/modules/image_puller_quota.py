@@ -39,18 +39,6 @@ description:
   - Quantities are compared exactly, as fractions, never as floating point numbers.
   - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 options:
-  definition:
-    description:
-      - The DaemonSet (C(apps/v1)) that is about to be applied, as a dictionary, for instance rendered from a template
-        with P(ansible.builtin.template#lookup). The same definition as given to
-        M(kip.image_puller.image_puller_daemonset).
-    type: dict
-    required: true
-  namespace:
-    description:
-      - The namespace of the DaemonSet, when O(definition) has no C(metadata.namespace).
-      - When both are set they must be equal.
-    type: str
   fail_on_insufficient:
     description:
       - Fail the task when the DaemonSet does not fit. The message gives the arithmetic, the quota, the resource, what
@@ -66,17 +54,12 @@ options:
       - The dry run needs C(patch) on DaemonSets; without it, or when it fails, the full check runs.
     type: bool
     default: false
-  wait_timeout:
-    description:
-      - How many seconds the module keeps retrying while the API server cannot be reached or answers 429 (too many
-        requests) or a 5xx error, as during its restart. It then fails saying since when the API server could not be
-        reached.
-    type: int
-    default: 300
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - ansible.builtin.action_common_attributes
-  - kip.image_puller.image_puller
+  - kip.image_puller._options
+  - kip.image_puller._options.definition
+  - kip.image_puller._options.wait_timeout
 attributes:
   check_mode:
     support: full

@@ -5,8 +5,8 @@
 
 """The cluster verbs for one DaemonSet and its pods; no decisions are made here.
 
-Objects go in and come out as plain dicts. API errors become ImagePullerError
-with the API server's own message and what was being done. Every call is
+Objects go in and come out as plain dicts. API errors become errors.ApiError
+(client.api_error) with the API server's own message, its HTTP status and what was being done. Every call is
 retried through the API server going away (retry.Retrier): reads, the
 server-side apply and the uid-guarded delete give the same outcome when repeated.
 """
@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error_message, api_status
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, api_status
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
 
@@ -62,7 +62,7 @@ class DaemonSetApi:
         except ImagePullerError:
             raise
         except DynamicApiError as exc:
-            raise ImagePullerError(f"{self.ref}: could not {action}: {api_error_message(exc)}") from exc
+            raise api_error(exc, action, subject=self.ref) from exc
 
     def _call(self, action: str, function: Callable[[], T]) -> T:
         """function() through the retrier; an API error that is not transient names the action."""
@@ -80,9 +80,10 @@ class DaemonSetApi:
         except ImagePullerError:
             raise
         except DynamicApiError as exc:
-            if api_status(exc) == 404:
+            error = api_error(exc, "read it", subject=self.ref)
+            if error.not_found:
                 return None
-            raise ImagePullerError(f"{self.ref}: could not read it: {api_error_message(exc)}") from exc
+            raise error from exc
 
     def apply(self, definition: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply under our field manager; forced, so the fields we set are ours."""
@@ -106,9 +107,10 @@ class DaemonSetApi:
         except ImagePullerError:
             raise
         except DynamicApiError as exc:
-            if api_status(exc) == 404:
+            error = api_error(exc, "delete it", subject=self.ref)
+            if error.not_found:
                 return None
-            raise ImagePullerError(f"{self.ref}: could not delete it: {api_error_message(exc)}") from exc
+            raise error from exc
         return response.to_dict() if hasattr(response, "to_dict") else None
 
     def list_pods(self, selector: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -152,7 +154,7 @@ class DaemonSetApi:
             # an ApiException (the watch turns ERROR events into one) or a dropped connection
             status = api_status(exc)
             if status in (401, 403):
-                raise ImagePullerError(f"could not {action}: {api_error_message(exc)}") from exc
+                raise api_error(exc, action) from exc
             if is_transient(exc):
                 self.retrier.failed(exc)
             if status != 410:

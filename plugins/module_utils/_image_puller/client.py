@@ -19,7 +19,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import is_transient
 
 try:
@@ -76,18 +76,41 @@ def connect(module: Any) -> Any:
         raise ImagePullerError(f"could not create the Kubernetes API client: {exc}") from exc
 
 
+def api_error(exc: Exception, action: str, *, subject: str | None = None, **result: Any) -> ApiError:
+    """The one translation of a kubernetes client exception: "[<subject>: ]could not <action>: <the server's message>".
+
+    The ApiError carries the HTTP status and the Status reason for callers to
+    decide on; the caller raises it ``from exc``.
+    """
+    text = f"could not {action}: {api_error_message(exc)}"
+    return ApiError(f"{subject}: {text}" if subject else text, status=api_status(exc), reason=_status_reason(exc), **result)
+
+
+def _status_reason(exc: Exception) -> str | None:
+    """The machine-readable reason of a Status body (NotFound, Forbidden, AlreadyExists, ...)."""
+    status = _status_body(exc)
+    reason = status.get("reason") if status else None
+    return str(reason) if reason else None
+
+
+def _status_body(exc: Exception) -> dict[str, Any] | None:
+    body = getattr(exc, "body", None)
+    if not body:
+        return None
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        status = json.loads(body)
+    except (TypeError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
 def api_error_message(exc: Exception) -> str:
     """The API server's own message from an ApiException (or DynamicApiError), else str(exc)."""
-    body = getattr(exc, "body", None)
-    if body:
-        if isinstance(body, bytes):
-            body = body.decode("utf-8", "replace")
-        try:
-            status = json.loads(body)
-        except ValueError:
-            status = None
-        if isinstance(status, dict) and status.get("message"):
-            return str(status["message"])
+    status = _status_body(exc)
+    if status and status.get("message"):
+        return str(status["message"])
     reason = getattr(exc, "reason", None)
     status_code = getattr(exc, "status", None)
     if reason or status_code:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Iterable
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_matches
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.footprint import Footprint, pod_footprint
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, Placement, place
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import (
@@ -43,34 +44,12 @@ def _quantities(raw: Any, what: str) -> dict[str, Fraction]:
     return {str(k): parse_quantity(v, what=f"{what}.{k}") for k, v in (raw or {}).items()}
 
 
-def label_selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """metav1.LabelSelector semantics: matchLabels and matchExpressions all hold; {} selects everything."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for requirement in selector.get("matchExpressions") or []:
-        key, operator, values = requirement.get("key"), requirement.get("operator"), requirement.get("values") or []
-        if operator == "In" and not (key in labels and labels[key] in values):
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise ValueError(f"label selector operator {operator!r} is not one of In, NotIn, Exists, DoesNotExist")
-    return True
-
-
 def cluster_quota_selects(cluster_quota: dict[str, Any], namespace: dict[str, Any]) -> bool:
     """Whether a ClusterResourceQuota selects a namespace: its label selector and its annotation map must both hold."""
     selector = (cluster_quota.get("spec") or {}).get("selector") or {}
     metadata = namespace.get("metadata") or {}
     labels, annotations = metadata.get("labels") or {}, metadata.get("annotations") or {}
-    if selector.get("labels") is not None and not label_selector_matches(selector["labels"], labels):
+    if selector.get("labels") is not None and not selector_matches(selector["labels"], labels, what="ClusterResourceQuota spec.selector.labels"):
         return False
     for key, value in (selector.get("annotations") or {}).items():
         if annotations.get(key) != value:
