@@ -31,7 +31,7 @@ options:
   name:
     description: The name of the DaemonSet.
     type: str
-    default: kubernetes-image-puller
+    required: true
   namespace:
     description: The namespace of the DaemonSet.
     type: str
@@ -65,6 +65,7 @@ seealso:
 EXAMPLES = r"""
 - name: Which node lacks which image
   kip.image_puller.image_puller_info:
+    name: kubernetes-image-puller
     namespace: k8s-image-puller
   register: puller
 
@@ -222,6 +223,14 @@ lines:
   sample:
     - "DaemonSet k8s-image-puller/kubernetes-image-puller: 3/3 eligible nodes ready, 3 up to date; 2/2 images cached on every eligible node"
     - "kwok-node-0: pod kubernetes-image-puller-a1b2c, ready; 2/2 images cached"
+summary_lines:
+  description: The first line of RV(lines), then one line per image an eligible node lacks; the role ends a deploy with them.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "DaemonSet k8s-image-puller/kubernetes-image-puller: 2/3 eligible nodes ready, 3 up to date; 1/2 images cached on every eligible node; 1 missing (image, node) pairs"
+    - 'kwok-node-1: broken (quay.io/example/app:pull-fails): failed: ImagePullBackOff: Back-off pulling image "quay.io/example/app:pull-fails"'
 """
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import auth_argument_spec, new_module
@@ -232,7 +241,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.inf
 def main() -> None:
     argument_spec = auth_argument_spec()
     argument_spec.update(
-        name={"type": "str", "default": "kubernetes-image-puller"},
+        name={"type": "str", "required": True},
         namespace={"type": "str", "required": True},
         node_images={"type": "bool", "default": False},
         wait_timeout={"type": "int", "default": 300},

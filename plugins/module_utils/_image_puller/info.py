@@ -212,16 +212,25 @@ def _image_text(image: Mapping[str, Any]) -> str:
     return text
 
 
-def describe(result: Mapping[str, Any], summary: Mapping[str, Any], *, name: str, namespace: str) -> list[str]:
-    """The report for a person: a headline, one line per node, then each image a node lacks and why."""
+def headline(summary: Mapping[str, Any], *, name: str, namespace: str) -> str:
+    """One line: nodes ready out of eligible, images cached on every eligible node."""
     ref = f"DaemonSet {namespace}/{name}"
     if not summary["exists"]:
-        return [f"{ref}: not found"]
-    lines = [
-        f'{ref}: {summary["ready"]}/{summary["eligible"]} eligible nodes ready, {summary["updated"]} up to date; '
-        f'{len(summary["cached_everywhere"])}/{len(summary["images"])} images cached on every eligible node'
-        + ("" if summary["complete"] else f'; {len(summary["lacking"])} missing (image, node) pairs'),
-    ]
+        return f"{ref}: not found"
+    return (f'{ref}: {summary["ready"]}/{summary["eligible"]} eligible nodes ready, {summary["updated"]} up to date; '
+            f'{len(summary["cached_everywhere"])}/{len(summary["images"])} images cached on every eligible node'
+            + ("" if summary["complete"] else f'; {len(summary["lacking"])} missing (image, node) pairs'))
+
+
+def describe_summary(summary: Mapping[str, Any], *, name: str, namespace: str) -> list[str]:
+    """The headline, then one line per image an eligible node lacks (what a deploy ends with)."""
+    return [headline(summary, name=name, namespace=namespace)] + [
+        f'{item["node"]}: {_image_text(item)}' for item in summary["lacking"]]
+
+
+def describe(result: Mapping[str, Any], summary: Mapping[str, Any], *, name: str, namespace: str) -> list[str]:
+    """The report for a person: the headline, one line per node, then each image a node lacks and why."""
+    lines = [headline(summary, name=name, namespace=namespace)]
     for node in result.get("nodes") or []:
         if not node["eligible"]:
             lines.append(f'{node["node"] or "(no node)"}: not eligible: {node["not_eligible_because"]}'

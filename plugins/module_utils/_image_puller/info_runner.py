@@ -43,6 +43,7 @@ def read(reader: ClusterReader, *, name: str, namespace: str, node_images: bool 
         result = info.report(daemonset, nodes, pods, node_images=node_images)
     result["summary"] = info.summarize(result)
     result["lines"] = info.describe(result, result["summary"], name=name, namespace=namespace)
+    result["summary_lines"] = info.describe_summary(result["summary"], name=name, namespace=namespace)
     return result
 
 

@@ -197,3 +197,16 @@ def test_describe_prints_one_line_per_node_and_each_missing_image():
         "  broken (quay.io/example/app:pull-fails): waiting: NoPod: the DaemonSet controller has not created a pod for this "
         "node (see its FailedCreate events)",
     ]
+
+
+def test_the_summary_lines_are_the_headline_and_each_missing_image():
+    result = info.report(obj("daemonset"), NODES, [ready_pod(), obj("pull_failing_pod"), unschedulable_pod()])
+    lines = info.describe_summary(info.summarize(result), name="kubernetes-image-puller", namespace="image-puller")
+    assert lines[0] == info.describe(result, info.summarize(result), name="kubernetes-image-puller", namespace="image-puller")[0]
+    assert lines[1:] == [
+        'kwok-node-1: broken (quay.io/example/app:pull-fails): failed: ImagePullBackOff: Back-off pulling image "quay.io/example/app:pull-fails"',
+        "kwok-node-2: java (quay.io/example/java:17): waiting: Unschedulable: 0/4 nodes are available: 1 Insufficient memory, "
+        "3 node(s) didn't match Pod's node affinity/selector.",
+        "kwok-node-2: broken (quay.io/example/app:pull-fails): waiting: Unschedulable: 0/4 nodes are available: 1 Insufficient memory, "
+        "3 node(s) didn't match Pod's node affinity/selector.",
+    ]
