@@ -17,21 +17,26 @@ pytestmark = pytest.mark.cluster
 GOOD, BAD = "registry.example/java:17", "registry.example/app:pull-fails"
 
 
-@pytest.fixture(name="info")
-def fixture_info(cluster_env, tmp_path):
-    """Runs image_puller_info in a one-task play, with the connection from K8S_AUTH_KUBECONFIG only."""
+@pytest.fixture(name="run_module")
+def fixture_run_module(cluster_env, tmp_path):
+    """Runs one module of the collection in a one-task play, with the connection from K8S_AUTH_KUBECONFIG only."""
     env = {key: value for key, value in cluster_env.items() if key != "KUBECONFIG"}
     env.update(ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
 
-    def run(*flags: str, **params) -> Run:
-        playbook = tmp_path / "info.yml"
+    def run(module_name: str, *flags: str, **params) -> Run:
+        playbook = tmp_path / f"{module_name}.yml"
         playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
-                                             "tasks": [{"name": "info", "kip.image_puller.image_puller_info": params}]}]))
+                                             "tasks": [{"name": module_name, f"kip.image_puller.{module_name}": params}]}]))
         return Run(subprocess.run(
             [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
              *flags, str(playbook)], env=env, capture_output=True, text=True, check=False, timeout=300))
 
     return run
+
+
+@pytest.fixture(name="info")
+def fixture_info(run_module):
+    return lambda *flags, **params: run_module("image_puller_info", *flags, **params)
 
 
 def test_per_node_and_per_image_with_the_kubelets_reasons(module, info, restricted, plain_nodes):
@@ -77,3 +82,40 @@ def test_a_missing_daemonset_is_reported_not_failed(info, restricted):
     assert not result.failed, result["msg"]
     assert (result["exists"], result["nodes"], result["summary"]["complete"]) == (False, [], False)
     assert result["lines"] == [f"DaemonSet {restricted}/nothing-here: not found"]
+
+
+def labelled(kubectl, key: str) -> dict[str, str]:
+    return {node["metadata"]["name"]: node["metadata"]["labels"][key] for node in kubectl.json("get", "nodes", "-l", key)["items"]}
+
+
+def test_nodes_with_every_image_are_labelled_and_the_label_follows_the_truth(module, run_module, restricted, kubectl, plain_nodes):
+    key = f"image-puller.kip/{NAME}-{restricted}"   # a key of this test's own: tests run side by side on one cluster
+    labels = lambda *flags, **params: run_module("image_puller_node_labels", *flags, name=NAME, namespace=restricted, label=key, **params)  # noqa: E731
+    assert not module(definition=daemonset(restricted, GOOD)).failed
+    gpu = next(node["metadata"]["name"] for node in kubectl.json("get", "nodes")["items"] if node["metadata"]["name"] not in plain_nodes)
+    kubectl.run("label", "node", gpu, f"{key}=cached")   # wrong: the DaemonSet does not run there
+    try:
+        checked = labels("--check", "--diff")
+        assert not checked.failed, checked["msg"]
+        assert (checked["changed"], checked["labelled"], checked["unlabelled"]) == (True, plain_nodes, [gpu])
+        assert labelled(kubectl, key) == {gpu: "cached"}, "check mode changes no label"
+
+        first = labels()
+        assert not first.failed, first["msg"]
+        assert (first["changed"], first["labelled"], first["unlabelled"], first["nodes"]) == (True, plain_nodes, [gpu], plain_nodes)
+        assert labelled(kubectl, key) == dict.fromkeys(plain_nodes, "cached")
+        again = labels()
+        assert (again["changed"], again["labelled"], again["unlabelled"]) == (False, [], [])
+
+        # an image no node can pull: no node has every image any more
+        assert not module(definition=daemonset(restricted, GOOD, BAD), wait=False).failed
+        wait_for(lambda: labels()["summary"]["fully_cached_nodes"] == [], timeout=60, what="the new template on every node", interval=2)
+        assert labelled(kubectl, key) == {}
+
+        assert not module(definition=daemonset(restricted, GOOD)).failed
+        assert labels()["nodes"] == plain_nodes
+        gone = labels(state="absent")
+        assert (gone["changed"], gone["unlabelled"], gone["summary"]) == (True, plain_nodes, None)
+        assert labelled(kubectl, key) == {}
+    finally:
+        kubectl.run("label", "node", "--all", f"{key}-", check=False)

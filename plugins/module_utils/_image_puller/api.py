@@ -22,13 +22,13 @@ from typing import Any, TypeVar
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, api_status
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import FIELD_MANAGER
 
 try:
     from kubernetes.dynamic.exceptions import DynamicApiError
 except ImportError:  # the client is checked for by AnsibleK8SModule
     DynamicApiError = Exception
 
-FIELD_MANAGER = "kip.image_puller"
 DRY_RUN_ALL = "All"
 # A watch that broke without telling why is retried after this pause, never in a tight loop.
 BROKEN_WATCH_PAUSE = 1.0
