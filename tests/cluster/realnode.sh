@@ -38,6 +38,9 @@ registry=127.0.0.1:$CLUSTER_REGISTRY_PORT
 private_registry=127.0.0.1:$((CLUSTER_REGISTRY_PORT + 1))
 bridge=kipcni$((CLUSTER_REGISTRY_PORT % 100))
 pod_subnet=10.244.$((CLUSTER_REGISTRY_PORT % 200)).0/24
+# The kubelet's cgroup root: its own per cluster, because a kubelet removes every pod cgroup it
+# does not know, so two real nodes under one /kubepods would kill each other's pods.
+cgroup_root=kip-$CLUSTER_NAME
 
 log() { printf '[real-node] %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
@@ -203,14 +206,38 @@ node_credentials() {
   kubectl config --kubeconfig "$dir/kubeconfig" use-context local >/dev/null
 }
 
+# cgroup v1: the root must exist in every hierarchy before the kubelet starts.
+make_cgroup_root() {
+  local h
+  for h in /sys/fs/cgroup/*/; do
+    case $h in */unified/) continue ;; esac
+    mkdir -p "$h$cgroup_root"
+    if [ -f "${h}cpuset.cpus" ] && [ -z "$(cat "$h$cgroup_root/cpuset.cpus")" ]; then
+      cat "${h}cpuset.cpus" > "$h$cgroup_root/cpuset.cpus"
+      cat "${h}cpuset.mems" > "$h$cgroup_root/cpuset.mems"
+    fi
+  done
+}
+
+# Deepest first; a cgroup with a process left in it stays, and the caller reports the process.
+remove_cgroup_root() {
+  local h
+  for h in /sys/fs/cgroup/*/; do
+    [ -d "$h$cgroup_root" ] || continue
+    find "$h$cgroup_root" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+
 start_kubelet() {
   mkdir -p "$dir/kubelet" "$dir/pod-logs"
+  make_cgroup_root
   cat > "$dir/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # This machine runs cgroup v1 without systemd; from 1.35 the kubelet refuses v1 unless told.
 failCgroupV1: false
 cgroupDriver: cgroupfs
+cgroupRoot: /$cgroup_root
 failSwapOn: false
 containerRuntimeEndpoint: unix://$sock
 address: 127.0.0.1
@@ -302,10 +329,13 @@ cmd_down() {
     fi
   done
   ip link delete "$bridge" 2>/dev/null || true
+  remove_cgroup_root
   rm -rf "$dir"
   [ -z "$(node_pids)" ] || die "processes of $NODE_NAME are still running: $(node_pids | tr '\n' ' ')"
   ! grep -q " $dir/" /proc/mounts || die "mounts under $dir are left: $(grep " $dir/" /proc/mounts | awk '{print $2}' | tr '\n' ' ')"
-  log "$NODE_NAME stopped; no process and no mount of it is left"
+  local left; left=$(find /sys/fs/cgroup/*/"$cgroup_root" -maxdepth 0 -type d 2>/dev/null | head -3 | tr '\n' ' ')
+  [ -z "$left" ] || die "cgroups of $NODE_NAME are left (a process still runs in them?): $left"
+  log "$NODE_NAME stopped; no process, mount or cgroup of it is left"
 }
 
 cmd_status() {
