@@ -41,6 +41,19 @@ options:
     type: str
 """
 
+    # One existing DaemonSet, by name (the modules that read or label around it).
+    DAEMONSET = r"""
+options:
+  name:
+    description: The name of the image puller DaemonSet.
+    type: str
+    required: true
+  namespace:
+    description: The namespace of the DaemonSet.
+    type: str
+    required: true
+"""
+
     WAIT_TIMEOUT = r"""
 options:
   wait_timeout:

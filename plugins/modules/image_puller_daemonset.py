@@ -45,12 +45,8 @@ options:
       - The wait, and a re-creation or a deletion, count against O(wait_timeout).
     type: bool
     default: true
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - ansible.builtin.action_common_attributes
-  - kip.image_puller._options
-  - kip.image_puller._options.definition
-  - kip.image_puller._options.wait_timeout
+extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
+  kip.image_puller._options, kip.image_puller._options.definition, kip.image_puller._options.wait_timeout]
 attributes:
   check_mode:
     support: full
@@ -130,30 +126,12 @@ summary:
   returned: O(state=present)
   type: dict
   contains:
-    desired:
-      description: Nodes that should run a pod (C(desiredNumberScheduled)).
-      type: int
-      sample: 3
-    current:
-      description: Nodes that run a pod of any template (C(currentNumberScheduled)).
-      type: int
-      sample: 3
-    ready:
-      description: Nodes with a ready pod (C(numberReady)).
-      type: int
-      sample: 3
-    updated:
-      description: Nodes with a pod of the current template (C(updatedNumberScheduled)).
-      type: int
-      sample: 3
-    available:
-      description: Nodes with an available pod (C(numberAvailable)).
-      type: int
-      sample: 3
-    misscheduled:
-      description: Nodes that run a pod but should not (C(numberMisscheduled)).
-      type: int
-      sample: 0
+    desired: {description: Nodes that should run a pod (C(desiredNumberScheduled))., type: int, sample: 3}
+    current: {description: Nodes that run a pod of any template (C(currentNumberScheduled))., type: int, sample: 3}
+    ready: {description: Nodes with a ready pod (C(numberReady))., type: int, sample: 3}
+    updated: {description: Nodes with a pod of the current template (C(updatedNumberScheduled))., type: int, sample: 3}
+    available: {description: Nodes with an available pod (C(numberAvailable))., type: int, sample: 3}
+    misscheduled: {description: Nodes that run a pod but should not (C(numberMisscheduled))., type: int, sample: 0}
     images:
       description: The containers of the pod template and their images, in order.
       type: list
@@ -205,25 +183,17 @@ recreate_reason:
   sample: 'spec.selector is immutable and changes from {"matchLabels": {"app": "a"}} to {"matchLabels": {"app": "b"}}'
 """
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import auth_argument_spec, new_module
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import run_module
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.runner import run
 
 
 def main() -> None:
-    argument_spec = auth_argument_spec()
-    argument_spec.update(
-        definition={"type": "dict", "required": True},
-        namespace={"type": "str"},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        wait={"type": "bool", "default": True},
-        wait_timeout={"type": "int", "default": 300},
-    )
-    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        module.exit_json(**run(module))
-    except ImagePullerError as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
+    run_module({
+        "definition": {"type": "dict", "required": True},
+        "namespace": {"type": "str"},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "wait": {"type": "bool", "default": True},
+    }, run)
 
 
 if __name__ == "__main__":

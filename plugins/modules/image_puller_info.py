@@ -28,14 +28,6 @@ description:
     most 50 images there, the largest first, so an image missing from a list of 50 may still be on the node.
   - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 options:
-  name:
-    description: The name of the DaemonSet.
-    type: str
-    required: true
-  namespace:
-    description: The namespace of the DaemonSet.
-    type: str
-    required: true
   node_images:
     description:
       - Also read each node's image list (C(status.images)) and say per image whether the node lists it, in
@@ -43,12 +35,8 @@ options:
       - The node list is then read in full (images included), which costs more on large clusters.
     type: bool
     default: false
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
-  - kip.image_puller._options
-  - kip.image_puller._options.wait_timeout
+extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
+  kip.image_puller._options, kip.image_puller._options.daemonset, kip.image_puller._options.wait_timeout]
 attributes:
   check_mode:
     support: full
@@ -221,7 +209,8 @@ lines:
   type: list
   elements: str
   sample:
-    - "DaemonSet k8s-image-puller/kubernetes-image-puller: 3/3 eligible nodes ready, 3 up to date; 2/2 images cached on every eligible node"
+    - "DaemonSet k8s-image-puller/kubernetes-image-puller: 3/3 eligible nodes ready, 3 up to date; 2/2 images cached on every
+      eligible node"
     - "kwok-node-0: pod kubernetes-image-puller-a1b2c, ready; 2/2 images cached"
 summary_lines:
   description: The first line of RV(lines), then one line per image an eligible node lacks; the role ends a deploy with them.
@@ -229,28 +218,22 @@ summary_lines:
   type: list
   elements: str
   sample:
-    - "DaemonSet k8s-image-puller/kubernetes-image-puller: 2/3 eligible nodes ready, 3 up to date; 1/2 images cached on every eligible node; 1 missing (image, node) pairs"
-    - 'kwok-node-1: broken (quay.io/example/app:pull-fails): failed: ImagePullBackOff: Back-off pulling image "quay.io/example/app:pull-fails"'
+    - "DaemonSet k8s-image-puller/kubernetes-image-puller: 2/3 eligible nodes ready, 3 up to date; 1/2 images cached on every
+      eligible node; 1 missing (image, node) pairs"
+    - 'kwok-node-1: broken (quay.io/example/app:pull-fails): failed: ImagePullBackOff: Back-off pulling image
+      "quay.io/example/app:pull-fails"'
 """
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import auth_argument_spec, new_module
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import run_module
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.info_runner import run
 
 
 def main() -> None:
-    argument_spec = auth_argument_spec()
-    argument_spec.update(
-        name={"type": "str", "required": True},
-        namespace={"type": "str", "required": True},
-        node_images={"type": "bool", "default": False},
-        wait_timeout={"type": "int", "default": 300},
-    )
-    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        module.exit_json(**run(module))
-    except ImagePullerError as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
+    run_module({
+        "name": {"type": "str", "required": True},
+        "namespace": {"type": "str", "required": True},
+        "node_images": {"type": "bool", "default": False},
+    }, run)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,9 @@ description:
     next deploy of the role with C(image_puller_label_cached_nodes=true)), not continuously.
   - With O(state=absent) takes the label off every node.
   - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
+extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
+  kip.image_puller._options, kip.image_puller._options.daemonset, kip.image_puller._options.wait_timeout]
 options:
-  name:
-    description: The name of the DaemonSet.
-    type: str
-    required: true
-  namespace:
-    description: The namespace of the DaemonSet.
-    type: str
-    required: true
   label:
     description:
       - The label key. By default C(image-puller.kip/<name>); two pullers of the same name in different namespaces
@@ -40,11 +34,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - ansible.builtin.action_common_attributes
-  - kip.image_puller._options
-  - kip.image_puller._options.wait_timeout
 attributes:
   check_mode:
     support: full
@@ -109,25 +98,17 @@ summary:
   type: dict
 """
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import auth_argument_spec, new_module
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import run_module
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.node_labels import run
 
 
 def main() -> None:
-    argument_spec = auth_argument_spec()
-    argument_spec.update(
-        name={"type": "str", "required": True},
-        namespace={"type": "str", "required": True},
-        label={"type": "str"},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        wait_timeout={"type": "int", "default": 300},
-    )
-    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        module.exit_json(**run(module))
-    except ImagePullerError as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
+    run_module({
+        "name": {"type": "str", "required": True},
+        "namespace": {"type": "str", "required": True},
+        "label": {"type": "str"},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    }, run)
 
 
 if __name__ == "__main__":

@@ -90,7 +90,10 @@ def labelled(kubectl, key: str) -> dict[str, str]:
 
 def test_nodes_with_every_image_are_labelled_and_the_label_follows_the_truth(module, run_module, restricted, kubectl, plain_nodes):
     key = f"image-puller.kip/{NAME}-{restricted}"   # a key of this test's own: tests run side by side on one cluster
-    labels = lambda *flags, **params: run_module("image_puller_node_labels", *flags, name=NAME, namespace=restricted, label=key, **params)  # noqa: E731
+
+    def labels(*flags, **params):
+        return run_module("image_puller_node_labels", *flags, name=NAME, namespace=restricted, label=key, **params)
+
     assert not module(definition=daemonset(restricted, GOOD)).failed
     gpu = next(node["metadata"]["name"] for node in kubectl.json("get", "nodes")["items"] if node["metadata"]["name"] not in plain_nodes)
     kubectl.run("label", "node", gpu, f"{key}=cached")   # wrong: the DaemonSet does not run there

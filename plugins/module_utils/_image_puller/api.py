@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, api_status
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import FIELD_MANAGER
 
@@ -72,18 +72,19 @@ class DaemonSetApi:
     def _dry_run(self) -> dict[str, str]:
         return {"dry_run": DRY_RUN_ALL} if self.dry_run else {}
 
+    def _unless_gone(self, action: str, function: Callable[[], T]) -> T | None:
+        """function() as _call does it, but None when the DaemonSet is not there (404)."""
+        try:
+            return self._call(action, function)
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+
     def get(self) -> dict[str, Any] | None:
         """The DaemonSet, or None when there is none."""
-        try:
-            return self.retrier.call(f"{self.ref}: could not read it",
-                                     lambda: self._dynamic.get(self._daemonsets, name=self.name, namespace=self.namespace).to_dict())
-        except ImagePullerError:
-            raise
-        except DynamicApiError as exc:
-            error = api_error(exc, "read it", subject=self.ref)
-            if error.not_found:
-                return None
-            raise error from exc
+        return self._unless_gone("read it", lambda: self._dynamic.get(
+            self._daemonsets, name=self.name, namespace=self.namespace).to_dict())
 
     def apply(self, definition: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply under our field manager; forced, so the fields we set are ours."""
@@ -101,16 +102,10 @@ class DaemonSetApi:
         if self.dry_run:
             # with a body the API server reads DeleteOptions from it alone, ignoring the dryRun query parameter
             options["dryRun"] = [DRY_RUN_ALL]
-        try:
-            response = self.retrier.call(f"{self.ref}: could not delete it", lambda: self._dynamic.delete(
-                self._daemonsets, name=self.name, namespace=self.namespace, body=options))
-        except ImagePullerError:
-            raise
-        except DynamicApiError as exc:
-            error = api_error(exc, "delete it", subject=self.ref)
-            if error.not_found:
-                return None
-            raise error from exc
+        response = self._unless_gone("delete it", lambda: self._dynamic.delete(
+            self._daemonsets, name=self.name, namespace=self.namespace, body=options))
+        if response is None:
+            return None
         return response.to_dict() if hasattr(response, "to_dict") else None
 
     def list_pods(self, selector: str) -> tuple[list[dict[str, Any]], str | None]:

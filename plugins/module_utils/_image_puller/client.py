@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import copy
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import is_transient
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -56,6 +58,33 @@ def new_module(*, argument_spec: dict[str, Any], **kwargs: Any) -> Any:
         module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
         module.fail_json(msg=missing_required_lib(KUBERNETES_CORE_MISSING))
     return AnsibleK8SModule(argument_spec=argument_spec, **kwargs)
+
+
+# The time limit every module takes (documented in the _options.wait_timeout doc fragment).
+WAIT_TIMEOUT_OPTION = {"type": "int", "default": 300}
+
+
+def run_module(options: dict[str, Any], run: Callable[[Any], dict[str, Any]]) -> None:
+    """A module's main(): its options with the connection options and wait_timeout, run(module) to exit_json.
+
+    An ImagePullerError becomes fail_json with its message and the partial result it carries.
+    """
+    argument_spec = auth_argument_spec()
+    argument_spec.update(options, wait_timeout=WAIT_TIMEOUT_OPTION)
+    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        module.exit_json(**run(module))
+    except ImagePullerError as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+
+
+def connect_within(module: Any) -> tuple[Any, Retrier]:
+    """The client, and the retrier that rides out the API server going away until the module's wait_timeout."""
+    timeout = module.params["wait_timeout"]
+    if timeout < 0:
+        raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {timeout}")
+    retrier = Retrier(deadline=time.monotonic() + timeout)
+    return retrier.call("could not connect to the API server", lambda: connect(module)), retrier
 
 
 def connect(module: Any) -> Any:

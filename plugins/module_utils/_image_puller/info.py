@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import PULL_REASONS, WAITING_PROBLEM_REASONS
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import WAITING_PROBLEM_REASONS
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import name_of, owned_pods, target_node
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, exclusion_reason, pod_tolerations, required_affinity_terms
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import pod_is_ready, pod_is_updated

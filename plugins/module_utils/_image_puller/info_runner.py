@@ -11,15 +11,12 @@ taints (and, when asked for, its image names) are kept.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import info
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect_within
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_string
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 
 
 def _small_node(node: dict[str, Any], *, images: bool) -> dict[str, Any]:
@@ -50,10 +47,7 @@ def read(reader: ClusterReader, *, name: str, namespace: str, node_images: bool 
 def run(module: Any) -> dict[str, Any]:
     """The image_puller_info module."""
     params = module.params
-    if params["wait_timeout"] < 0:
-        raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
-    retrier = Retrier(deadline=time.monotonic() + params["wait_timeout"])
-    client = retrier.call("could not connect to the API server", lambda: connect(module))
+    client, retrier = connect_within(module)
     result = read(ClusterReader(client, retrier=retrier), name=params["name"], namespace=params["namespace"],
                   node_images=params["node_images"])
     result["changed"] = False

@@ -11,14 +11,11 @@ the label is changed only where it is wrong, one merge patch per node.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import info_runner
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect_within
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import NODE_LABEL_VALUE, node_label_key
 
 try:
@@ -51,11 +48,8 @@ def _patch(reader: ClusterReader, node: str, key: str, value: str | None, *, dry
 def run(module: Any) -> dict[str, Any]:
     """The image_puller_node_labels module."""
     params = module.params
-    if params["wait_timeout"] < 0:
-        raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
     key = params["label"] or node_label_key(params["name"])
-    retrier = Retrier(deadline=time.monotonic() + params["wait_timeout"])
-    client = retrier.call("could not connect to the API server", lambda: connect(module))
+    client, retrier = connect_within(module)
     reader = ClusterReader(client, retrier=retrier)
     current = {(node.get("metadata") or {}).get("name"): ((node.get("metadata") or {}).get("labels") or {}).get(key)
                for node in reader.items("Node", "v1", label_selector=key)}

@@ -13,13 +13,12 @@ nodes stay cheap in time and memory. The arithmetic lives in quota.py.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.apply import prepare_definition
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect_within
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo
@@ -229,11 +228,7 @@ def run(module: Any) -> dict[str, Any]:
     """The image_puller_quota module: read, compare, and fail on a shortfall when asked to."""
     params = module.params
     definition = prepare_definition(params["definition"], params.get("namespace"))
-    if params["wait_timeout"] < 0:
-        raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
-    # the API server going away (restart, overload) is ridden through until wait_timeout, for every read
-    retrier = Retrier(deadline=time.monotonic() + params["wait_timeout"])
-    client = retrier.call("could not connect to the API server", lambda: connect(module))
+    client, retrier = connect_within(module)
     result = preflight(ClusterReader(client, retrier=retrier), definition, skip_unchanged=params["skip_unchanged"])
     result["changed"] = False
     if not result["fits"] and params["fail_on_insufficient"]:

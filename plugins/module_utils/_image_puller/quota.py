@@ -295,32 +295,24 @@ def _limit_range_rows(check: Check, limit_range: dict[str, Any], footprint: Foot
         else:
             continue
         where = f"LimitRange \"{name}\" {item_type}"
-        for res, raw in (item.get("max") or {}).items():
-            bound = parse_quantity(raw, what=f"{where} max.{res}")
-            for who, requests, limits in subjects:
-                limit, request = limits.get(res), requests.get(res)
-                if limit is None:
-                    row(item_type, "max", f"limits.{res}", who, None, bound, True,
-                        f"{who} sets no {res} limit, but the {item_type} max for {res} is {_fmt(bound, res, quantity_suffix(raw))}: pods are refused")
-                    continue
-                row(item_type, "max", f"limits.{res}", who, limit, bound, limit > bound,
-                    f"{who} {res} limit {_fmt(limit, res, quantity_suffix(raw))} is above the {item_type} max {_fmt(bound, res, quantity_suffix(raw))}")
-                if request is not None and request > bound:
-                    row(item_type, "max", f"requests.{res}", who, request, bound, True,
-                        f"{who} {res} request {_fmt(request, res, quantity_suffix(raw))} is above the {item_type} max {_fmt(bound, res, quantity_suffix(raw))}")
-        for res, raw in (item.get("min") or {}).items():
-            bound = parse_quantity(raw, what=f"{where} min.{res}")
-            for who, requests, limits in subjects:
-                limit, request = limits.get(res), requests.get(res)
-                if request is None:
-                    row(item_type, "min", f"requests.{res}", who, None, bound, True,
-                        f"{who} sets no {res} request, but the {item_type} min for {res} is {_fmt(bound, res, quantity_suffix(raw))}: pods are refused")
-                    continue
-                row(item_type, "min", f"requests.{res}", who, request, bound, request < bound,
-                    f"{who} {res} request {_fmt(request, res, quantity_suffix(raw))} is below the {item_type} min {_fmt(bound, res, quantity_suffix(raw))}")
-                if limit is not None and limit < bound:
-                    row(item_type, "min", f"limits.{res}", who, limit, bound, True,
-                        f"{who} {res} limit {_fmt(limit, res, quantity_suffix(raw))} is below the {item_type} min {_fmt(bound, res, quantity_suffix(raw))}")
+        # max bounds the limit (and a request above it), min the request (and a limit below it)
+        for which, primary, secondary in (("max", "limit", "request"), ("min", "request", "limit")):
+            for res, raw in (item.get(which) or {}).items():
+                bound = parse_quantity(raw, what=f"{where} {which}.{res}")
+                suffix = quantity_suffix(raw)
+                word = "above" if which == "max" else "below"
+                for who, requests, limits in subjects:
+                    values = {"request": requests.get(res), "limit": limits.get(res)}
+                    if values[primary] is None:
+                        row(item_type, which, f"{primary}s.{res}", who, None, bound, True,
+                            f"{who} sets no {res} {primary}, but the {item_type} {which} for {res} is {_fmt(bound, res, suffix)}: pods are refused")
+                        continue
+                    for kind in (primary, secondary):
+                        value = values[kind]
+                        bad = value is not None and (value > bound if which == "max" else value < bound)
+                        if kind == primary or bad:
+                            row(item_type, which, f"{kind}s.{res}", who, value, bound, bad,
+                                f"{who} {res} {kind} {_fmt(value, res, suffix)} is {word} the {item_type} {which} {_fmt(bound, res, suffix)}")
         for res, raw in (item.get("maxLimitRequestRatio") or {}).items():
             bound = parse_quantity(raw, what=f"{where} maxLimitRequestRatio.{res}")
             for who, requests, limits in subjects:

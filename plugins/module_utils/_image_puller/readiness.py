@@ -123,6 +123,16 @@ def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -
     }
 
 
+def _verdict(daemonset: Mapping[str, Any], pods: tuple, updated: tuple, not_ready: tuple, summary: dict[str, Any]) -> Readiness:
+    """kubectl's rule on the status, then every updated pod ready and one per desired node."""
+    done, waiting_for = rollout_status(daemonset)
+    if done and not_ready:
+        done, waiting_for = False, f"{len(not_ready)} updated pods have containers that are not ready"
+    elif done and len(updated) < summary["desired"]:
+        done, waiting_for = False, f"{len(updated)} of {summary['desired']} updated pods exist"
+    return Readiness(done=done, waiting_for=waiting_for, pods=pods, updated_pods=updated, not_ready_pods=not_ready, summary=summary)
+
+
 def evaluate(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> Readiness:
     """kubectl's rule, and every updated pod of the DaemonSet is ready (one per desired node)."""
     own = tuple(owned_pods(pods, daemonset))
@@ -131,12 +141,7 @@ def evaluate(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) ->
     updated = own if on_delete else tuple(pod for pod in own if pod_is_updated(pod, daemonset))
     not_ready = tuple(pod for pod in updated if not pod_is_ready(pod))
     summary = summarize(daemonset, own)
-    done, waiting_for = rollout_status(daemonset)
-    if done and not_ready:
-        done, waiting_for = False, f"{len(not_ready)} updated pods have containers that are not ready"
-    elif done and len(updated) < summary["desired"]:
-        done, waiting_for = False, f"{len(updated)} of {summary['desired']} updated pods exist"
-    return Readiness(done=done, waiting_for=waiting_for, pods=own, updated_pods=updated, not_ready_pods=not_ready, summary=summary)
+    return _verdict(daemonset, own, updated, not_ready, summary)
 
 
 # Pod phases, as opposed to the other words kubectl's STATUS column shows (ContainerCreating, ImagePullBackOff, ...).
@@ -202,9 +207,4 @@ def confirm(daemonset: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> 
             for row in updated
         ],
     }
-    done, waiting_for = rollout_status(daemonset)
-    if done and not_ready:
-        done, waiting_for = False, f"{len(not_ready)} updated pods have containers that are not ready"
-    elif done and len(updated) < summary["desired"]:
-        done, waiting_for = False, f"{len(updated)} of {summary['desired']} updated pods exist"
-    return Readiness(done=done, waiting_for=waiting_for, pods=updated, updated_pods=updated, not_ready_pods=not_ready, summary=summary)
+    return _verdict(daemonset, updated, updated, not_ready, summary)

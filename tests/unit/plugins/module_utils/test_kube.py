@@ -73,6 +73,7 @@ def test_selector_string_rejects_an_unknown_operator():
 def test_selector_matches(selector, labels, matches):
     assert kube.selector_matches(selector, labels) is matches
 
+
 @pytest.mark.parametrize(
     ("requirement", "labels", "matches"),
     [

@@ -316,5 +316,3 @@ def test_no_eligible_node_is_noted():
 def test_a_definition_that_is_not_a_daemonset_is_refused():
     with pytest.raises(ValueError, match="must be a DaemonSet"):
         check_daemonset({"kind": "Deployment"}, namespace=NS, nodes=[])
-
-
