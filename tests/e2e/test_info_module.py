@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from support import wait_for
-from test_daemonset_module import ANSIBLE_PLAYBOOK, NAME, Run, daemonset, fixture_module, fixture_plain_nodes  # noqa: F401  (fixtures)
+from test_daemonset_module import ANSIBLE_PLAYBOOK, NAME, Run, daemonset
+# fixtures, used by their names
+from test_daemonset_module import fixture_module, fixture_plain_nodes  # noqa: F401  # pylint: disable=unused-import
 
 pytestmark = pytest.mark.cluster
 
