@@ -1,13 +1,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The clusters_summary and daemonset_report filters; documented in the .yml files beside this file.
+"""The clusters_summary filter; documented in clusters_summary.yml beside this file.
 
 clusters_summary turns what each cluster of a play reported into one summary over all of them.
 Its input is one small mapping per cluster (see clusters_summary.yml):
 
     cluster  the inventory host name
     rollout  {summary: {desired, ready, updated, images}, problems: [...]}: the result of
-             kip.image_puller.image_puller_daemonset, or of daemonset_report for a read-only status
+             kip.image_puller.image_puller_daemonset
+    info     the result of kip.image_puller.image_puller_info (its summary), for a read-only status
     quota    the result of kip.image_puller.image_puller_quota (fits, unchanged, shortfalls, msg)
     error    why the run on this cluster stopped (a string or a list of strings)
 
@@ -20,9 +21,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import diagnose
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import summarize
 
 MASK = "********"
 # What a successful run without a rollout (remove, or a check-mode deploy into a new namespace) is called.
@@ -77,9 +75,11 @@ def _problem(problem: Mapping) -> dict:
 def _cluster(entry, action: str, secrets: list) -> dict:
     if not isinstance(entry, Mapping) or not entry.get("cluster"):
         raise AnsibleFilterError(f"clusters_summary expects mappings with at least 'cluster', got {type(entry).__name__}")
-    rollout = entry.get("rollout")
+    rollout, info = entry.get("rollout"), entry.get("info")
     summary = rollout.get("summary") if _ran(rollout) and isinstance(rollout.get("summary"), Mapping) else None
     problems = [_problem(p) for p in (rollout.get("problems") or [])] if _ran(rollout) else []
+    if summary is None and _ran(info) and isinstance(info.get("summary"), Mapping) and info["summary"].get("exists"):
+        summary, problems = _from_info(info["summary"])
     error = _text(entry.get("error"))
     if problems and error:
         error = error.splitlines()[0]  # the rollout's message goes on to list the problems, listed apart here
@@ -119,6 +119,14 @@ def _cluster(entry, action: str, secrets: list) -> dict:
             if problem[key]:
                 problem[key] = _mask(str(problem[key]), secrets)
     return row
+
+
+def _from_info(summary: Mapping) -> tuple[dict, list[dict]]:
+    """image_puller_info's summary in the rollout shape: its counts, and each image an eligible node lacks for a reason."""
+    counts = {"desired": summary.get("eligible"), "ready": summary.get("ready"), "updated": summary.get("updated"),
+              "images": [{"image": image} for image in summary.get("images") or []]}
+    problems = [_problem(item) for item in summary.get("lacking") or [] if item.get("state") == "failed"]
+    return counts, problems
 
 
 def _not_run(name: str) -> dict:
@@ -170,21 +178,8 @@ def clusters_summary(entries, action="deploy", clusters=None, secrets=None):
     }
 
 
-def daemonset_report(daemonsets, pods=None):
-    """k8s_info results of the DaemonSet and its pods -> {summary, problems} as image_puller_daemonset returns them."""
-    found = daemonsets.get("resources") if isinstance(daemonsets, Mapping) else daemonsets
-    if not isinstance(found, list):
-        raise AnsibleFilterError("daemonset_report expects the k8s_info result of the DaemonSet (or its resources list)")
-    if not found:
-        return {}
-    pod_list = (pods.get("resources") if isinstance(pods, Mapping) else pods) or []
-    daemonset = found[0]
-    owned = [p for p in pod_list if not (p.get("metadata") or {}).get("deletionTimestamp")]
-    return {"summary": summarize(daemonset, owned), "problems": diagnose(daemonset, owned)}
-
-
 class FilterModule:
     """kip.image_puller multi-cluster filters."""
 
     def filters(self):
-        return {"clusters_summary": clusters_summary, "daemonset_report": daemonset_report}
+        return {"clusters_summary": clusters_summary}

@@ -12,6 +12,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import (
+    INIT_CONTAINER,
     SettingsError,
     normalise,
 )
@@ -28,7 +29,7 @@ def image_puller_settings(value, reserved=None, require_images=True, report=Fals
         raise AnsibleFilterError(f"image_puller_settings expects a mapping of image_puller_* variables, got {type(value).__name__}")
     try:
         # YAML reads JSON as well, so the upstream JSON strings and YAML text both work.
-        settings = normalise(dict(value), load_text=yaml.safe_load, reserved=tuple(reserved or ("copy-sleep",)),
+        settings = normalise(dict(value), load_text=yaml.safe_load, reserved=tuple(reserved or (INIT_CONTAINER,)),
                              require_images=bool(require_images), given=list(given or ()),
                              known=None if known is None else list(known))
     except SettingsError as exc:

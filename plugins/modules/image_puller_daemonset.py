@@ -30,22 +30,10 @@ description:
   - With O(state=absent) deletes the DaemonSet in the foreground and waits until its pods are gone.
   - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 options:
-  definition:
-    description:
-      - The DaemonSet (C(apps/v1)) to apply, as a dictionary, for instance rendered from a template with
-        P(ansible.builtin.template#lookup).
-      - C(status) and server-written metadata (C(resourceVersion), C(uid), C(managedFields), ...) are ignored.
-      - With O(state=absent) only its name and namespace are used.
-    type: dict
-    required: true
-  namespace:
-    description:
-      - The namespace of the DaemonSet, when O(definition) has no C(metadata.namespace).
-      - When both are set they must be equal.
-    type: str
   state:
     description:
-      - V(present) creates or updates the DaemonSet; V(absent) deletes it.
+      - V(present) creates or updates the DaemonSet; V(absent) deletes it, and then only the name and namespace of
+        O(definition) are used.
     type: str
     choices: [present, absent]
     default: present
@@ -54,20 +42,11 @@ options:
       - With O(state=present) wait until the rollout is done; with O(state=absent) wait until the DaemonSet and its
         pods are gone.
       - Never waits in check mode.
+      - The wait, and a re-creation or a deletion, count against O(wait_timeout).
     type: bool
     default: true
-  wait_timeout:
-    description:
-      - How many seconds the module may take in all to re-create (if needed), roll out or delete the DaemonSet.
-      - Within this time, refused or reset connections, dropped watches, C(410 Gone), C(429) and C(5xx) answers (an API
-        server restarting or overloaded) are retried with back-off. If the API server is still unreachable when the time
-        is up, the module fails saying since when it could not be reached.
-    type: int
-    default: 300
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - ansible.builtin.action_common_attributes
-  - kip.image_puller.image_puller
+extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
+  kip.image_puller._options, kip.image_puller._options.definition, kip.image_puller._options.wait_timeout]
 attributes:
   check_mode:
     support: full
@@ -147,30 +126,12 @@ summary:
   returned: O(state=present)
   type: dict
   contains:
-    desired:
-      description: Nodes that should run a pod (C(desiredNumberScheduled)).
-      type: int
-      sample: 3
-    current:
-      description: Nodes that run a pod of any template (C(currentNumberScheduled)).
-      type: int
-      sample: 3
-    ready:
-      description: Nodes with a ready pod (C(numberReady)).
-      type: int
-      sample: 3
-    updated:
-      description: Nodes with a pod of the current template (C(updatedNumberScheduled)).
-      type: int
-      sample: 3
-    available:
-      description: Nodes with an available pod (C(numberAvailable)).
-      type: int
-      sample: 3
-    misscheduled:
-      description: Nodes that run a pod but should not (C(numberMisscheduled)).
-      type: int
-      sample: 0
+    desired: {description: Nodes that should run a pod (C(desiredNumberScheduled))., type: int, sample: 3}
+    current: {description: Nodes that run a pod of any template (C(currentNumberScheduled))., type: int, sample: 3}
+    ready: {description: Nodes with a ready pod (C(numberReady))., type: int, sample: 3}
+    updated: {description: Nodes with a pod of the current template (C(updatedNumberScheduled))., type: int, sample: 3}
+    available: {description: Nodes with an available pod (C(numberAvailable))., type: int, sample: 3}
+    misscheduled: {description: Nodes that run a pod but should not (C(numberMisscheduled))., type: int, sample: 0}
     images:
       description: The containers of the pod template and their images, in order.
       type: list
@@ -222,25 +183,17 @@ recreate_reason:
   sample: 'spec.selector is immutable and changes from {"matchLabels": {"app": "a"}} to {"matchLabels": {"app": "b"}}'
 """
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import auth_argument_spec, new_module
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import run_module
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.runner import run
 
 
 def main() -> None:
-    argument_spec = auth_argument_spec()
-    argument_spec.update(
-        definition={"type": "dict", "required": True},
-        namespace={"type": "str"},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        wait={"type": "bool", "default": True},
-        wait_timeout={"type": "int", "default": 300},
-    )
-    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        module.exit_json(**run(module))
-    except ImagePullerError as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
+    run_module({
+        "definition": {"type": "dict", "required": True},
+        "namespace": {"type": "str"},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "wait": {"type": "bool", "default": True},
+    }, run)
 
 
 if __name__ == "__main__":

@@ -39,18 +39,6 @@ description:
   - Quantities are compared exactly, as fractions, never as floating point numbers.
   - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 options:
-  definition:
-    description:
-      - The DaemonSet (C(apps/v1)) that is about to be applied, as a dictionary, for instance rendered from a template
-        with P(ansible.builtin.template#lookup). The same definition as given to
-        M(kip.image_puller.image_puller_daemonset).
-    type: dict
-    required: true
-  namespace:
-    description:
-      - The namespace of the DaemonSet, when O(definition) has no C(metadata.namespace).
-      - When both are set they must be equal.
-    type: str
   fail_on_insufficient:
     description:
       - Fail the task when the DaemonSet does not fit. The message gives the arithmetic, the quota, the resource, what
@@ -66,17 +54,6 @@ options:
       - The dry run needs C(patch) on DaemonSets; without it, or when it fails, the full check runs.
     type: bool
     default: false
-  wait_timeout:
-    description:
-      - How many seconds the module keeps retrying while the API server cannot be reached or answers 429 (too many
-        requests) or a 5xx error, as during its restart. It then fails saying since when the API server could not be
-        reached.
-    type: int
-    default: 300
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - ansible.builtin.action_common_attributes
-  - kip.image_puller.image_puller
 attributes:
   check_mode:
     support: full
@@ -84,6 +61,8 @@ attributes:
       - The module only reads, so it does the same in check mode.
   diff_mode:
     support: none
+extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
+  kip.image_puller._options, kip.image_puller._options.definition, kip.image_puller._options.wait_timeout]
 notes:
   - "The connection user needs C(list) on nodes (cluster-wide); C(list) on resourcequotas, limitranges and pods and
     C(get) on daemonsets in the namespace; and, optionally, C(get) on the namespace and C(list) on priorityclasses and
@@ -118,9 +97,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 unreachable_since:
-  description:
-    - When (UTC, C(HH:MM:SS UTC)) the API server stopped answering, when the module failed because it could still not
-      reach it when O(wait_timeout) ran out.
+  description: Since when (C(HH:MM:SS UTC)) the API server did not answer, when it still did not as O(wait_timeout) ran out.
   returned: failure, when the API server could not be reached
   type: str
   sample: "14:03:12 UTC"
@@ -240,25 +217,17 @@ namespace:
   type: str
 """
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import auth_argument_spec, new_module
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import run_module
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import run
 
 
 def main() -> None:
-    argument_spec = auth_argument_spec()
-    argument_spec.update(
-        definition={"type": "dict", "required": True},
-        namespace={"type": "str"},
-        fail_on_insufficient={"type": "bool", "default": True},
-        wait_timeout={"type": "int", "default": 300},
-        skip_unchanged={"type": "bool", "default": False},
-    )
-    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        module.exit_json(**run(module))
-    except ImagePullerError as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
+    run_module({
+        "definition": {"type": "dict", "required": True},
+        "namespace": {"type": "str"},
+        "fail_on_insufficient": {"type": "bool", "default": True},
+        "skip_unchanged": {"type": "bool", "default": False},
+    }, run)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -348,3 +349,43 @@ def test_image_gc_keeps_what_the_puller_caches_and_collects_the_rest(node, kubec
     ok(playbook("remove", namespace=namespace, daemonset_name="cache"))
     wait_for(lambda: not any(node.stored_digests(item["image"]) for item in images), timeout=gc_wait, interval=5,
              what="the kubelet's image GC to remove the images the puller no longer runs")
+
+
+def test_info_reports_the_digest_the_kubelet_resolved_and_the_image_it_cannot_pull(node, kubectl, playbook, namespace, tmp_path):
+    """image_puller_info and the status playbook on a node that really pulls: real digests, the kubelet's own reasons."""
+    cached, missing = f"{node.registry}/kip-test/no-shell:1", f"{node.registry}/kip-test/missing:1"
+    images = [{"name": "no-shell", "image": cached}, {"name": "missing", "image": missing}]
+    ok(playbook("deploy", **on_real_node(node, namespace, images, wait=False)))
+
+    task = {"kip.image_puller.image_puller_info": {"name": "cache", "namespace": namespace, "node_images": True}, "register": "info"}
+    show = {"ansible.builtin.copy": {"content": "{{ info | to_json }}", "dest": str(tmp_path / "info.json"), "mode": "0600"},
+            "check_mode": False}
+    (tmp_path / "info.yml").write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task, show]}]))
+
+    def read() -> dict:
+        ok(subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", "--check", "-e", f"ansible_python_interpreter={sys.executable}",
+                           str(tmp_path / "info.yml")], env=playbook.env, capture_output=True, text=True, check=False, timeout=300))
+        result = json.loads((tmp_path / "info.json").read_text(encoding="utf-8"))
+        here = [entry for entry in result["nodes"] if entry["node"] == NODE]
+        states = [image["state"] for image in here[0]["images"]] if here else []
+        return result if states == ["running", "failed"] else None
+
+    result = wait_for(read, timeout=150, what=f"{cached} running and {missing} failing on {NODE}", interval=3)
+    entry = next(entry for entry in result["nodes"] if entry["node"] == NODE)
+    assert entry["eligible"] and entry["updated"] and not entry["ready"]
+    good, bad = entry["images"]
+    name, tag = cached.split("/", 1)[1].rsplit(":", 1)
+    assert good["cached"] and good["image_id"].endswith("@" + node.registry_digest(name, tag)), good
+    assert good["listed"] is True, "the node's own image list names the cached image"
+    assert (bad["cached"], bad["image_id"], bad["listed"]) == (False, None, False)
+    assert bad["reason"] in ("ErrImagePull", "ImagePullBackOff") and "not found" in bad["message"], bad
+    assert [n["node"] for n in result["nodes"] if n["eligible"]] == [NODE], "the kwok nodes lack the toleration"
+    assert [(item["node"], item["image"]) for item in result["summary"]["lacking"]] == [(NODE, missing)]
+    assert result["summary"]["cached_everywhere"] == [cached]
+
+    status = playbook("status", namespace=namespace, daemonset_name="cache")
+    ok(status)
+    assert f"{NODE}: pod {entry['pod']}, not ready; 1/2 images cached" in status.stdout, status.stdout[-3000:]
+    # the kubelet moves between ErrImagePull and ImagePullBackOff: either may show by now
+    assert re.search(rf"missing \({re.escape(missing)}\): failed: (ErrImagePull|ImagePullBackOff): .*not found", status.stdout), status.stdout[-3000:]
+    ok(playbook("remove", namespace=namespace, daemonset_name="cache"))

@@ -5,8 +5,8 @@
 
 """The cluster verbs for one DaemonSet and its pods; no decisions are made here.
 
-Objects go in and come out as plain dicts. API errors become ImagePullerError
-with the API server's own message and what was being done. Every call is
+Objects go in and come out as plain dicts. API errors become errors.ApiError
+(client.api_error) with the API server's own message, its HTTP status and what was being done. Every call is
 retried through the API server going away (retry.Retrier): reads, the
 server-side apply and the uid-guarded delete give the same outcome when repeated.
 """
@@ -19,16 +19,16 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error_message, api_status
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, api_status
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import FIELD_MANAGER
 
 try:
     from kubernetes.dynamic.exceptions import DynamicApiError
 except ImportError:  # the client is checked for by AnsibleK8SModule
     DynamicApiError = Exception
 
-FIELD_MANAGER = "kip.image_puller"
 DRY_RUN_ALL = "All"
 # A watch that broke without telling why is retried after this pause, never in a tight loop.
 BROKEN_WATCH_PAUSE = 1.0
@@ -62,7 +62,7 @@ class DaemonSetApi:
         except ImagePullerError:
             raise
         except DynamicApiError as exc:
-            raise ImagePullerError(f"{self.ref}: could not {action}: {api_error_message(exc)}") from exc
+            raise api_error(exc, action, subject=self.ref) from exc
 
     def _call(self, action: str, function: Callable[[], T]) -> T:
         """function() through the retrier; an API error that is not transient names the action."""
@@ -72,17 +72,19 @@ class DaemonSetApi:
     def _dry_run(self) -> dict[str, str]:
         return {"dry_run": DRY_RUN_ALL} if self.dry_run else {}
 
+    def _unless_gone(self, action: str, function: Callable[[], T]) -> T | None:
+        """function() as _call does it, but None when the DaemonSet is not there (404)."""
+        try:
+            return self._call(action, function)
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+
     def get(self) -> dict[str, Any] | None:
         """The DaemonSet, or None when there is none."""
-        try:
-            return self.retrier.call(f"{self.ref}: could not read it",
-                                     lambda: self._dynamic.get(self._daemonsets, name=self.name, namespace=self.namespace).to_dict())
-        except ImagePullerError:
-            raise
-        except DynamicApiError as exc:
-            if api_status(exc) == 404:
-                return None
-            raise ImagePullerError(f"{self.ref}: could not read it: {api_error_message(exc)}") from exc
+        return self._unless_gone("read it", lambda: self._dynamic.get(
+            self._daemonsets, name=self.name, namespace=self.namespace).to_dict())
 
     def apply(self, definition: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply under our field manager; forced, so the fields we set are ours."""
@@ -100,15 +102,10 @@ class DaemonSetApi:
         if self.dry_run:
             # with a body the API server reads DeleteOptions from it alone, ignoring the dryRun query parameter
             options["dryRun"] = [DRY_RUN_ALL]
-        try:
-            response = self.retrier.call(f"{self.ref}: could not delete it", lambda: self._dynamic.delete(
-                self._daemonsets, name=self.name, namespace=self.namespace, body=options))
-        except ImagePullerError:
-            raise
-        except DynamicApiError as exc:
-            if api_status(exc) == 404:
-                return None
-            raise ImagePullerError(f"{self.ref}: could not delete it: {api_error_message(exc)}") from exc
+        response = self._unless_gone("delete it", lambda: self._dynamic.delete(
+            self._daemonsets, name=self.name, namespace=self.namespace, body=options))
+        if response is None:
+            return None
         return response.to_dict() if hasattr(response, "to_dict") else None
 
     def list_pods(self, selector: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -152,7 +149,7 @@ class DaemonSetApi:
             # an ApiException (the watch turns ERROR events into one) or a dropped connection
             status = api_status(exc)
             if status in (401, 403):
-                raise ImagePullerError(f"could not {action}: {api_error_message(exc)}") from exc
+                raise api_error(exc, action) from exc
             if is_transient(exc):
                 self.retrier.failed(exc)
             if status != 410:

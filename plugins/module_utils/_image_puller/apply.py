@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
 
 API_VERSION = "apps/v1"
 KIND = "DaemonSet"
@@ -141,8 +141,9 @@ def apply_present(api: Any, definition: dict[str, Any], *, wait_gone: Any) -> Ap
     if before is None:
         try:
             after = api.apply(definition)
-        except ImagePullerError as exc:
-            if not (api.dry_run and 'namespaces "' in exc.msg and "not found" in exc.msg):
+        except ApiError as exc:
+            # 404 on an apply: the namespace is missing (check mode on a fresh install)
+            if not (api.dry_run and exc.not_found):
                 raise
             # check mode on a fresh install: the namespace may only be dry-run-created itself
             return Applied(before=None, after=definition, changed=True,

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import copy
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import is_transient
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -58,6 +60,33 @@ def new_module(*, argument_spec: dict[str, Any], **kwargs: Any) -> Any:
     return AnsibleK8SModule(argument_spec=argument_spec, **kwargs)
 
 
+# The time limit every module takes (documented in the _options.wait_timeout doc fragment).
+WAIT_TIMEOUT_OPTION = {"type": "int", "default": 300}
+
+
+def run_module(options: dict[str, Any], run: Callable[[Any], dict[str, Any]]) -> None:
+    """A module's main(): its options with the connection options and wait_timeout, run(module) to exit_json.
+
+    An ImagePullerError becomes fail_json with its message and the partial result it carries.
+    """
+    argument_spec = auth_argument_spec()
+    argument_spec.update(options, wait_timeout=WAIT_TIMEOUT_OPTION)
+    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        module.exit_json(**run(module))
+    except ImagePullerError as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+
+
+def connect_within(module: Any) -> tuple[Any, Retrier]:
+    """The client, and the retrier that rides out the API server going away until the module's wait_timeout."""
+    timeout = module.params["wait_timeout"]
+    if timeout < 0:
+        raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {timeout}")
+    retrier = Retrier(deadline=time.monotonic() + timeout)
+    return retrier.call("could not connect to the API server", lambda: connect(module)), retrier
+
+
 def connect(module: Any) -> Any:
     """kubernetes.core's K8SClient for the module's connection options or K8S_AUTH_* variables.
 
@@ -76,18 +105,41 @@ def connect(module: Any) -> Any:
         raise ImagePullerError(f"could not create the Kubernetes API client: {exc}") from exc
 
 
+def api_error(exc: Exception, action: str, *, subject: str | None = None, **result: Any) -> ApiError:
+    """The one translation of a kubernetes client exception: "[<subject>: ]could not <action>: <the server's message>".
+
+    The ApiError carries the HTTP status and the Status reason for callers to
+    decide on; the caller raises it ``from exc``.
+    """
+    text = f"could not {action}: {api_error_message(exc)}"
+    return ApiError(f"{subject}: {text}" if subject else text, status=api_status(exc), reason=_status_reason(exc), **result)
+
+
+def _status_reason(exc: Exception) -> str | None:
+    """The machine-readable reason of a Status body (NotFound, Forbidden, AlreadyExists, ...)."""
+    status = _status_body(exc)
+    reason = status.get("reason") if status else None
+    return str(reason) if reason else None
+
+
+def _status_body(exc: Exception) -> dict[str, Any] | None:
+    body = getattr(exc, "body", None)
+    if not body:
+        return None
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        status = json.loads(body)
+    except (TypeError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
 def api_error_message(exc: Exception) -> str:
     """The API server's own message from an ApiException (or DynamicApiError), else str(exc)."""
-    body = getattr(exc, "body", None)
-    if body:
-        if isinstance(body, bytes):
-            body = body.decode("utf-8", "replace")
-        try:
-            status = json.loads(body)
-        except ValueError:
-            status = None
-        if isinstance(status, dict) and status.get("message"):
-            return str(status["message"])
+    status = _status_body(exc)
+    if status and status.get("message"):
+        return str(status["message"])
     reason = getattr(exc, "reason", None)
     status_code = getattr(exc, "status", None)
     if reason or status_code:

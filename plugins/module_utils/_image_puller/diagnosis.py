@@ -15,6 +15,8 @@ import datetime
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import owned_pods, parse_time, target_node
+
 # The image cannot be had; the kubelet keeps retrying, but only a change of the image fixes it.
 PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 # The container cannot be created from its spec (a missing ConfigMap or Secret key, for instance).
@@ -36,25 +38,6 @@ def _problem(**fields: Any) -> dict[str, Any]:
     problem["init_container"] = False
     problem.update(fields)
     return problem
-
-
-def target_node(pod: Mapping[str, Any]) -> str | None:
-    """The node a DaemonSet pod runs on or is meant for.
-
-    The DaemonSet controller pins each pod to its node with a required node
-    affinity on the field metadata.name, so an unscheduled pod still names it.
-    """
-    spec = pod.get("spec") or {}
-    if spec.get("nodeName"):
-        return spec["nodeName"]
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    for term in required.get("nodeSelectorTerms") or []:
-        for field in term.get("matchFields") or []:
-            values = field.get("values") or []
-            if field.get("key") == "metadata.name" and field.get("operator") == "In" and len(values) == 1:
-                return values[0]
-    return None
 
 
 def _container_problems(pod: Mapping[str, Any], *, init: bool) -> list[dict[str, Any]]:
@@ -108,28 +91,6 @@ def pod_problems(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
     return problems + _container_problems(pod, init=True) + _container_problems(pod, init=False)
 
 
-def owned_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
-    """Whether obj's controller is owner (by uid when both carry one, else by kind and name)."""
-    owner_meta = owner.get("metadata") or {}
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if not ref.get("controller"):
-            continue
-        if ref.get("uid") and owner_meta.get("uid"):
-            return ref["uid"] == owner_meta["uid"]
-        return ref.get("kind") == owner.get("kind", "DaemonSet") and ref.get("name") == owner_meta.get("name")
-    return False
-
-
-def parse_time(value: str | None) -> datetime.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
-
-
 def event_time(event: Mapping[str, Any]) -> datetime.datetime | None:
     """When an event (core/v1) was last seen."""
     series = event.get("series") or {}
@@ -171,9 +132,7 @@ def creation_problems(daemonset: Mapping[str, Any], events: Iterable[Mapping[str
 def diagnose(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]],
              events: Iterable[Mapping[str, Any]] = (), *, since: datetime.datetime | None = None) -> list[dict[str, Any]]:
     """Every problem of the DaemonSet's rollout, pods in node order, then the controller's refusals."""
-    owned = [pod for pod in pods if owned_by(pod, daemonset) and not (pod.get("metadata") or {}).get("deletionTimestamp")]
-    owned.sort(key=lambda pod: (target_node(pod) or "", (pod.get("metadata") or {}).get("name") or ""))
-    problems = [problem for pod in owned for problem in pod_problems(pod)]
+    problems = [problem for pod in owned_pods(pods, daemonset) for problem in pod_problems(pod)]
     return problems + creation_problems(daemonset, events, since=since)
 
 

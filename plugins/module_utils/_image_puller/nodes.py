@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import requirement_matches
+
 # Tolerations the DaemonSet controller adds to every pod it creates (util.AddOrUpdateDaemonPodTolerations).
 DAEMONSET_TOLERATIONS = (
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
@@ -94,45 +96,14 @@ def tolerates(toleration: dict[str, Any], key: str, value: str, effect: str) -> 
     return False
 
 
-def _int(text: str) -> int | None:
-    try:
-        return int(text, 10)
-    except (TypeError, ValueError):
-        return None
-
-
-def requirement_matches(requirement: dict[str, Any], values_by_key: dict[str, str]) -> bool:
-    """One node selector requirement (In, NotIn, Exists, DoesNotExist, Gt, Lt) against a node's labels or fields."""
-    key = requirement.get("key")
-    operator = requirement.get("operator")
-    values = [str(v) for v in requirement.get("values") or []]
-    present = key in values_by_key
-    actual = values_by_key.get(key)
-    if operator == "In":
-        return present and actual in values
-    if operator == "NotIn":
-        return not present or actual not in values
-    if operator == "Exists":
-        return present
-    if operator == "DoesNotExist":
-        return not present
-    if operator in ("Gt", "Lt"):
-        if not present or len(values) != 1:
-            return False
-        have, want = _int(actual), _int(values[0])
-        if have is None or want is None:
-            return False
-        return have > want if operator == "Gt" else have < want
-    raise ValueError(f"node selector operator {operator!r} (key {key!r}) is not one of In, NotIn, Exists, DoesNotExist, Gt, Lt")
-
-
 def term_matches(term: dict[str, Any], labels: dict[str, str], fields: dict[str, str]) -> bool:
     """A nodeSelectorTerm: all its label expressions and field expressions hold; an empty term matches nothing."""
     expressions = term.get("matchExpressions") or []
     field_expressions = term.get("matchFields") or []
     if not expressions and not field_expressions:
         return False
-    return all(requirement_matches(r, labels) for r in expressions) and all(requirement_matches(r, fields) for r in field_expressions)
+    return (all(requirement_matches(r, labels, what="required node affinity") for r in expressions)
+            and all(requirement_matches(r, fields, what="required node affinity") for r in field_expressions))
 
 
 def required_affinity_terms(pod_spec: dict[str, Any]) -> list[dict[str, Any]] | None:

@@ -13,16 +13,16 @@ nodes stay cheap in time and memory. The arithmetic lives in quota.py.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.apply import prepare_definition
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error_message, api_status, connect
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect_within
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import owned_by, selector_string
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import QuantityError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import (
     PodTally,
@@ -60,7 +60,7 @@ class ClusterReader:
         except ResourceNotFoundError:
             return None
         except DynamicApiError as exc:
-            raise ImagePullerError(f"could not discover {kind} ({api_version}): {api_error_message(exc)}") from exc
+            raise api_error(exc, f"discover {kind} ({api_version})") from exc
 
     def optional_items(self, kind: str, api_version: str, *, namespace: str | None = None) -> list[dict[str, Any]] | None:
         """The objects of an API the cluster may not serve, or None when it does not.
@@ -72,8 +72,8 @@ class ClusterReader:
             return None
         try:
             return list(self.items(kind, api_version, namespace=namespace))
-        except ImagePullerError as exc:
-            if exc.result.get("status") != 404:
+        except ApiError as exc:
+            if not exc.not_found:
                 raise
             self.dynamic.resources.invalidate_cache()
             return None
@@ -94,7 +94,7 @@ class ClusterReader:
                     resource, namespace=namespace, label_selector=label_selector, limit=self.page_size, _continue=page_token, serialize=False))
             except DynamicApiError as exc:
                 where = f" in namespace {namespace}" if namespace else ""
-                raise ImagePullerError(f"could not list {kind} ({api_version}){where}: {api_error_message(exc)}", status=api_status(exc)) from exc
+                raise api_error(exc, f"list {kind} ({api_version}){where}") from exc
             page = json.loads(response.data)
             yield from page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
@@ -108,22 +108,11 @@ class ClusterReader:
             response = self.retrier.call(f"could not read {kind} {name}",
                                          lambda: self.dynamic.get(resource, name=name, namespace=namespace, serialize=False))
         except DynamicApiError as exc:
-            if api_status(exc) == 404:
+            error = api_error(exc, f"read {kind} {name}")
+            if error.not_found:
                 return None
-            raise ImagePullerError(f"could not read {kind} {name}: {api_error_message(exc)}", status=api_status(exc)) from exc
+            raise error from exc
         return json.loads(response.data)
-
-
-def _selector_string(selector: dict[str, Any]) -> str:
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expression in selector.get("matchExpressions") or []:
-        key, operator, values = expression.get("key"), expression.get("operator"), ",".join(expression.get("values") or [])
-        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key, "DoesNotExist": f"!{key}"}[operator])
-    return ",".join(parts)
-
-
-def _forbidden(error: ImagePullerError) -> bool:
-    return error.result.get("status") in (401, 403)
 
 
 def unchanged_result(definition: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
@@ -182,8 +171,8 @@ def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchang
 
     try:
         priority_classes = [pc for pc in reader.items("PriorityClass", "scheduling.k8s.io/v1") if pc.get("globalDefault")]
-    except ImagePullerError as exc:
-        if not _forbidden(exc):
+    except ApiError as exc:
+        if not exc.forbidden:
             raise
         priority_classes = []
         notes.append("PriorityClasses not readable (forbidden): a global default priority class is not taken into account")
@@ -193,8 +182,8 @@ def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchang
         namespace_object = reader.get("Namespace", "v1", namespace)
         if namespace_object is None:
             notes.append(f"namespace {namespace} does not exist yet: it holds no ResourceQuota or LimitRange")
-    except ImagePullerError as exc:
-        if not _forbidden(exc):
+    except ApiError as exc:
+        if not exc.forbidden:
             raise
         notes.append(f"namespace {namespace} not readable (forbidden)")
 
@@ -202,8 +191,8 @@ def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchang
     cluster_quotas_selected = False
     try:
         cluster_quotas = reader.optional_items("ClusterResourceQuota", CLUSTER_QUOTA_API)
-    except ImagePullerError as exc:
-        if not _forbidden(exc):
+    except ApiError as exc:
+        if not exc.forbidden:
             raise
         # a project admin may not list cluster quotas but may list the ones applied to the project
         cluster_quotas = reader.optional_items("AppliedClusterResourceQuota", CLUSTER_QUOTA_API, namespace=namespace)
@@ -216,11 +205,9 @@ def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchang
     current = reader.get("DaemonSet", "apps/v1", name, namespace=namespace)
     if current is not None:
         tally = PodTally()
-        uid = (current.get("metadata") or {}).get("uid")
-        selector = _selector_string((current.get("spec") or {}).get("selector") or {})
+        selector = selector_string((current.get("spec") or {}).get("selector"), what=f"spec.selector of DaemonSet {namespace}/{name}")
         for pod in reader.items("Pod", "v1", namespace=namespace, label_selector=selector or None):
-            owners = (pod.get("metadata") or {}).get("ownerReferences") or []
-            if any(o.get("uid") == uid for o in owners):
+            if owned_by(pod, current):
                 tally.add(pod)
 
     try:
@@ -241,11 +228,7 @@ def run(module: Any) -> dict[str, Any]:
     """The image_puller_quota module: read, compare, and fail on a shortfall when asked to."""
     params = module.params
     definition = prepare_definition(params["definition"], params.get("namespace"))
-    if params["wait_timeout"] < 0:
-        raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
-    # the API server going away (restart, overload) is ridden through until wait_timeout, for every read
-    retrier = Retrier(deadline=time.monotonic() + params["wait_timeout"])
-    client = retrier.call("could not connect to the API server", lambda: connect(module))
+    client, retrier = connect_within(module)
     result = preflight(ClusterReader(client, retrier=retrier), definition, skip_unchanged=params["skip_unchanged"])
     result["changed"] = False
     if not result["fits"] and params["fail_on_insufficient"]:

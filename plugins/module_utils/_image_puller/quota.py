@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Iterable
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_matches
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.footprint import Footprint, pod_footprint
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, Placement, place
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import (
@@ -43,34 +44,12 @@ def _quantities(raw: Any, what: str) -> dict[str, Fraction]:
     return {str(k): parse_quantity(v, what=f"{what}.{k}") for k, v in (raw or {}).items()}
 
 
-def label_selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """metav1.LabelSelector semantics: matchLabels and matchExpressions all hold; {} selects everything."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for requirement in selector.get("matchExpressions") or []:
-        key, operator, values = requirement.get("key"), requirement.get("operator"), requirement.get("values") or []
-        if operator == "In" and not (key in labels and labels[key] in values):
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise ValueError(f"label selector operator {operator!r} is not one of In, NotIn, Exists, DoesNotExist")
-    return True
-
-
 def cluster_quota_selects(cluster_quota: dict[str, Any], namespace: dict[str, Any]) -> bool:
     """Whether a ClusterResourceQuota selects a namespace: its label selector and its annotation map must both hold."""
     selector = (cluster_quota.get("spec") or {}).get("selector") or {}
     metadata = namespace.get("metadata") or {}
     labels, annotations = metadata.get("labels") or {}, metadata.get("annotations") or {}
-    if selector.get("labels") is not None and not label_selector_matches(selector["labels"], labels):
+    if selector.get("labels") is not None and not selector_matches(selector["labels"], labels, what="ClusterResourceQuota spec.selector.labels"):
         return False
     for key, value in (selector.get("annotations") or {}).items():
         if annotations.get(key) != value:
@@ -316,32 +295,24 @@ def _limit_range_rows(check: Check, limit_range: dict[str, Any], footprint: Foot
         else:
             continue
         where = f"LimitRange \"{name}\" {item_type}"
-        for res, raw in (item.get("max") or {}).items():
-            bound = parse_quantity(raw, what=f"{where} max.{res}")
-            for who, requests, limits in subjects:
-                limit, request = limits.get(res), requests.get(res)
-                if limit is None:
-                    row(item_type, "max", f"limits.{res}", who, None, bound, True,
-                        f"{who} sets no {res} limit, but the {item_type} max for {res} is {_fmt(bound, res, quantity_suffix(raw))}: pods are refused")
-                    continue
-                row(item_type, "max", f"limits.{res}", who, limit, bound, limit > bound,
-                    f"{who} {res} limit {_fmt(limit, res, quantity_suffix(raw))} is above the {item_type} max {_fmt(bound, res, quantity_suffix(raw))}")
-                if request is not None and request > bound:
-                    row(item_type, "max", f"requests.{res}", who, request, bound, True,
-                        f"{who} {res} request {_fmt(request, res, quantity_suffix(raw))} is above the {item_type} max {_fmt(bound, res, quantity_suffix(raw))}")
-        for res, raw in (item.get("min") or {}).items():
-            bound = parse_quantity(raw, what=f"{where} min.{res}")
-            for who, requests, limits in subjects:
-                limit, request = limits.get(res), requests.get(res)
-                if request is None:
-                    row(item_type, "min", f"requests.{res}", who, None, bound, True,
-                        f"{who} sets no {res} request, but the {item_type} min for {res} is {_fmt(bound, res, quantity_suffix(raw))}: pods are refused")
-                    continue
-                row(item_type, "min", f"requests.{res}", who, request, bound, request < bound,
-                    f"{who} {res} request {_fmt(request, res, quantity_suffix(raw))} is below the {item_type} min {_fmt(bound, res, quantity_suffix(raw))}")
-                if limit is not None and limit < bound:
-                    row(item_type, "min", f"limits.{res}", who, limit, bound, True,
-                        f"{who} {res} limit {_fmt(limit, res, quantity_suffix(raw))} is below the {item_type} min {_fmt(bound, res, quantity_suffix(raw))}")
+        # max bounds the limit (and a request above it), min the request (and a limit below it)
+        for which, primary, secondary in (("max", "limit", "request"), ("min", "request", "limit")):
+            for res, raw in (item.get(which) or {}).items():
+                bound = parse_quantity(raw, what=f"{where} {which}.{res}")
+                suffix = quantity_suffix(raw)
+                word = "above" if which == "max" else "below"
+                for who, requests, limits in subjects:
+                    values = {"request": requests.get(res), "limit": limits.get(res)}
+                    if values[primary] is None:
+                        row(item_type, which, f"{primary}s.{res}", who, None, bound, True,
+                            f"{who} sets no {res} {primary}, but the {item_type} {which} for {res} is {_fmt(bound, res, suffix)}: pods are refused")
+                        continue
+                    for kind in (primary, secondary):
+                        value = values[kind]
+                        bad = value is not None and (value > bound if which == "max" else value < bound)
+                        if kind == primary or bad:
+                            row(item_type, which, f"{kind}s.{res}", who, value, bound, bad,
+                                f"{who} {res} {kind} {_fmt(value, res, suffix)} is {word} the {item_type} {which} {_fmt(bound, res, suffix)}")
         for res, raw in (item.get("maxLimitRequestRatio") or {}).items():
             bound = parse_quantity(raw, what=f"{where} maxLimitRequestRatio.{res}")
             for who, requests, limits in subjects:

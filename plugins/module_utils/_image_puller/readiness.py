@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import owned_by, target_node
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import node_order, owned_pods, selector_string, target_node
 
 # Set by the DaemonSet controller: the annotation on the DaemonSet, the labels on its pods.
 TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
@@ -68,10 +68,6 @@ def pod_is_ready(pod: Mapping[str, Any]) -> bool:
     return bool(spec_names) and spec_names <= ready
 
 
-def _terminating(pod: Mapping[str, Any]) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-
-
 def daemonset_images(daemonset: Mapping[str, Any]) -> list[dict[str, str]]:
     """The containers of the pod template and their images, in order."""
     pod_spec = (((daemonset.get("spec") or {}).get("template") or {}).get("spec")) or {}
@@ -119,7 +115,7 @@ def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -
             "ready": pod_is_ready(pod),
             "updated": pod_is_updated(pod, daemonset),
         }
-        for pod in sorted(pods, key=lambda p: (target_node(p) or "", (p.get("metadata") or {}).get("name") or ""))
+        for pod in sorted(pods, key=node_order)
     ]
     return {
         **_status_counts(daemonset),
@@ -127,43 +123,25 @@ def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -
     }
 
 
-def evaluate(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> Readiness:
-    """kubectl's rule, and every updated pod of the DaemonSet is ready (one per desired node)."""
-    own = tuple(sorted(
-        (pod for pod in pods if owned_by(pod, daemonset) and not _terminating(pod)),
-        key=lambda p: (target_node(p) or "", (p.get("metadata") or {}).get("name") or ""),
-    ))
-    on_delete = ((daemonset.get("spec") or {}).get("updateStrategy") or {}).get("type") == "OnDelete"
-    # with OnDelete an old pod is as good as it gets until someone deletes it
-    updated = own if on_delete else tuple(pod for pod in own if pod_is_updated(pod, daemonset))
-    not_ready = tuple(pod for pod in updated if not pod_is_ready(pod))
-    summary = summarize(daemonset, own)
+def _verdict(daemonset: Mapping[str, Any], pods: tuple, updated: tuple, not_ready: tuple, summary: dict[str, Any]) -> Readiness:
+    """kubectl's rule on the status, then every updated pod ready and one per desired node."""
     done, waiting_for = rollout_status(daemonset)
     if done and not_ready:
         done, waiting_for = False, f"{len(not_ready)} updated pods have containers that are not ready"
     elif done and len(updated) < summary["desired"]:
         done, waiting_for = False, f"{len(updated)} of {summary['desired']} updated pods exist"
-    return Readiness(done=done, waiting_for=waiting_for, pods=own, updated_pods=updated, not_ready_pods=not_ready, summary=summary)
+    return Readiness(done=done, waiting_for=waiting_for, pods=pods, updated_pods=updated, not_ready_pods=not_ready, summary=summary)
 
 
-def label_selector(selector: Mapping[str, Any] | None) -> str:
-    """A LabelSelector (matchLabels, matchExpressions) as the string the list and watch calls take."""
-    selector = selector or {}
-    parts = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key"), expression.get("operator")
-        values = ",".join(sorted(expression.get("values") or []))
-        if operator == "In":
-            parts.append(f"{key} in ({values})")
-        elif operator == "NotIn":
-            parts.append(f"{key} notin ({values})")
-        elif operator == "Exists":
-            parts.append(key)
-        elif operator == "DoesNotExist":
-            parts.append(f"!{key}")
-        else:
-            raise ValueError(f"label selector of the DaemonSet: unknown operator {operator!r} for key {key!r}")
-    return ",".join(parts)
+def evaluate(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> Readiness:
+    """kubectl's rule, and every updated pod of the DaemonSet is ready (one per desired node)."""
+    own = tuple(owned_pods(pods, daemonset))
+    on_delete = ((daemonset.get("spec") or {}).get("updateStrategy") or {}).get("type") == "OnDelete"
+    # with OnDelete an old pod is as good as it gets until someone deletes it
+    updated = own if on_delete else tuple(pod for pod in own if pod_is_updated(pod, daemonset))
+    not_ready = tuple(pod for pod in updated if not pod_is_ready(pod))
+    summary = summarize(daemonset, own)
+    return _verdict(daemonset, own, updated, not_ready, summary)
 
 
 # Pod phases, as opposed to the other words kubectl's STATUS column shows (ContainerCreating, ImagePullBackOff, ...).
@@ -204,7 +182,7 @@ def template_generation(daemonset: Mapping[str, Any]) -> str | None:
 
 def updated_selector(daemonset: Mapping[str, Any]) -> str:
     """The label selector of the DaemonSet's pods of the current template (all its pods with OnDelete)."""
-    selector = label_selector((daemonset.get("spec") or {}).get("selector"))
+    selector = selector_string((daemonset.get("spec") or {}).get("selector"), what="spec.selector of the DaemonSet")
     on_delete = ((daemonset.get("spec") or {}).get("updateStrategy") or {}).get("type") == "OnDelete"
     generation = template_generation(daemonset)
     if on_delete or generation is None:
@@ -229,9 +207,4 @@ def confirm(daemonset: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> 
             for row in updated
         ],
     }
-    done, waiting_for = rollout_status(daemonset)
-    if done and not_ready:
-        done, waiting_for = False, f"{len(not_ready)} updated pods have containers that are not ready"
-    elif done and len(updated) < summary["desired"]:
-        done, waiting_for = False, f"{len(updated)} of {summary['desired']} updated pods exist"
-    return Readiness(done=done, waiting_for=waiting_for, pods=updated, updated_pods=updated, not_ready_pods=not_ready, summary=summary)
+    return _verdict(daemonset, updated, updated, not_ready, summary)

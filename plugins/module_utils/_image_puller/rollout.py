@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import diagnosis, readiness
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import diagnosis, kube, readiness
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Unreachable
 
@@ -57,7 +57,7 @@ def observe(api: Any, *, since: datetime.datetime | None = None) -> tuple[Rollou
     daemonset = api.get()
     if daemonset is None:
         return None, None
-    selector = readiness.label_selector((daemonset.get("spec") or {}).get("selector"))
+    selector = kube.selector_string((daemonset.get("spec") or {}).get("selector"))
     pods = api.list_pods(selector)[0]
     state = readiness.evaluate(daemonset, pods)
     problems = [] if state.done else diagnosis.diagnose(daemonset, pods, api.list_events(), since=since)
@@ -177,7 +177,7 @@ class _Waiter:
         return max(1.0, min(due))
 
     def diagnose(self, daemonset: dict[str, Any], now: float) -> Rollout:
-        pods = self.api.list_pods(readiness.label_selector((daemonset.get("spec") or {}).get("selector")))[0]
+        pods = self.api.list_pods(kube.selector_string((daemonset.get("spec") or {}).get("selector")))[0]
         state = readiness.evaluate(daemonset, pods)
         problems = [] if state.done else diagnosis.diagnose(daemonset, pods, self.api.list_events(), since=self.since)
         seen = Rollout(daemonset=daemonset, state=state, problems=problems)

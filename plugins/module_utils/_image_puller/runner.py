@@ -14,10 +14,9 @@ import datetime
 import time
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import apply, readiness, rollout
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import apply, kube, readiness, rollout
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER, DaemonSetApi
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import parse_time
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 
@@ -35,7 +34,7 @@ def _applied_at(obj: dict[str, Any] | None) -> datetime.datetime | None:
     """When our field manager last changed the object (server time): older controller events are not news."""
     for entry in ((obj or {}).get("metadata") or {}).get("managedFields") or []:
         if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
-            return parse_time(entry.get("time"))
+            return kube.parse_time(entry.get("time"))
     return None
 
 
@@ -66,7 +65,7 @@ def _warn(module: Any, warnings: list[str]) -> None:
 
 
 def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait: bool, remaining: Any) -> dict[str, Any]:
-    selector = readiness.label_selector((definition.get("spec") or {}).get("selector"))
+    selector = kube.selector_string((definition.get("spec") or {}).get("selector"), what="spec.selector of the definition")
 
     def wait_gone(uid: str | None) -> None:
         rollout.wait_for_deletion(api, uid=uid, selector=selector, timeout=remaining())
@@ -110,7 +109,7 @@ def _absent(module: Any, api: DaemonSetApi, *, wait: bool, remaining: Any) -> di
     if module._diff:  # pylint: disable=protected-access
         result["diff"] = apply.make_diff(applied.before, None)
     if wait and applied.before is not None:
-        selector = readiness.label_selector((applied.before.get("spec") or {}).get("selector"))
+        selector = kube.selector_string((applied.before.get("spec") or {}).get("selector"))
         try:
             rollout.wait_for_deletion(api, uid=applied.before["metadata"].get("uid"), selector=selector, timeout=remaining())
         except ImagePullerError as exc:

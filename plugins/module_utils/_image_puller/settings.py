@@ -41,6 +41,24 @@ STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.
 MIN_CACHING_INTERVAL_SECONDS = 10
 # Unknown image_puller_* variables are usually misspelt ones: suggest the nearest known name.
 SUGGESTION_CUTOFF = 0.6
+# The label image_puller_node_labels puts on each node where every image is cached.
+NODE_LABEL_PREFIX = "image-puller.kip/"
+NODE_LABEL_VALUE = "cached"
+# Who writes what the role makes: the server-side apply field manager and the managed-by label.
+FIELD_MANAGER = "kip.image_puller"
+# The init container that copies the puller image's static sleep into the pod; its name is reserved in the image list.
+INIT_CONTAINER = "copy-sleep"
+PLATFORMS = ("auto", "kubernetes", "openshift")
+DEPLOYER_KINDS = ("User", "Group", "ServiceAccount")
+# Role variables that are only handed to the modules' connection options, never checked here.
+CONNECTION_VARIABLES = ("kubeconfig", "context", "host", "api_key", "ca_cert")
+# Variables read only by the role's tasks: what to do, not how the objects look.
+TASK_VARIABLES = ("state",)
+
+
+def node_label_key(daemonset_name: str) -> str:
+    """The node label that says every image of the DaemonSet is cached on the node."""
+    return NODE_LABEL_PREFIX + daemonset_name
 
 
 def qualified_name_problem(key: str) -> str | None:
@@ -293,7 +311,42 @@ def unknown_variables(given, known) -> list[str]:
     return problems
 
 
-def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), require_images: bool = True,
+def derived_names(daemonset_name: str, namespace: str, labels: dict) -> dict:
+    """Every name the role derives from the DaemonSet's name and namespace, written here once."""
+    selector = {"app.kubernetes.io/name": "kubernetes-image-puller", "app.kubernetes.io/instance": daemonset_name}
+    return {
+        # the pod selector: fixed for a DaemonSet name (a DaemonSet's selector is immutable)
+        "selector": selector,
+        "object_labels": {**labels, **selector, "app.kubernetes.io/managed-by": FIELD_MANAGER},
+        "managed_by": FIELD_MANAGER,
+        "field_manager": FIELD_MANAGER,
+        "init_container": INIT_CONTAINER,
+        "node_label": node_label_key(daemonset_name),
+        "deployer_name": f"{daemonset_name}-deployer",
+        # cluster-scoped names must be unique across namespaces
+        "deployer_cluster_name": f"{FIELD_MANAGER}:{namespace}:{daemonset_name}:deployer",
+    }
+
+
+def _deployer(check: _Checker) -> dict | None:
+    """image_puller_deployer as an RBAC subject, or None when unset."""
+    value = check.raw.get(PREFIX + "deployer") or {}
+    if not isinstance(value, dict):
+        check.fail("deployer", f"expected a mapping with kind, name (and namespace), got {type(value).__name__}")
+        return None
+    if not value:
+        return None
+    kind, name, namespace = value.get("kind"), value.get("name"), value.get("namespace")
+    if kind not in DEPLOYER_KINDS or not name or (kind == "ServiceAccount" and not namespace):
+        check.fail("deployer", "expected kind (User, Group or ServiceAccount), name, and namespace for a "
+                               f"ServiceAccount, got {json.dumps(value, sort_keys=True)}")
+        return None
+    if kind == "ServiceAccount":
+        return {"kind": kind, "name": str(name), "namespace": str(namespace)}
+    return {"kind": kind, "name": str(name), "apiGroup": "rbac.authorization.k8s.io"}
+
+
+def normalise(raw: dict, *, load_text=json.loads, reserved=(INIT_CONTAINER,), require_images: bool = True,
               given=(), known=None) -> dict:
     """Check the role variables in ``raw`` (keyed by their full ``image_puller_*`` names).
 
@@ -351,9 +404,15 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=("copy-sleep",), requ
                                             rule="a PriorityClass name (DNS-1123 subdomain)",
                                             max_length=253, empty_ok=True)
     out["run_as_user"] = check.integer("run_as_user", minimum=1)
-    for flag in ("wait", "create_namespace", "pod_security", "quota_check", "refresh", "network_policy"):
+    for flag in ("wait", "create_namespace", "pod_security", "quota_check", "refresh", "network_policy", "label_cached_nodes"):
         out[flag] = check.boolean(flag)
     out["wait_timeout"] = check.integer("wait_timeout", minimum=1)
+    out["platform"] = check.text("platform")
+    if out["platform"] is not None and out["platform"] not in PLATFORMS:
+        check.fail("platform", f"must be one of {', '.join(PLATFORMS)}, got \"{out['platform']}\"")
+    out["deployer"] = _deployer(check)
+    if out["daemonset_name"] and out["namespace"]:
+        out.update(derived_names(out["daemonset_name"], out["namespace"], out["labels"] or {}))
     # Connection: blank or unset means "leave it to K8S_AUTH_VERIFY_SSL" (an AWX survey's blank answer).
     validate_certs = raw.get(PREFIX + "validate_certs")
     if validate_certs is None or (isinstance(validate_certs, str) and not validate_certs.strip()):

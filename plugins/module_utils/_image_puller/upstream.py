@@ -55,21 +55,20 @@ def _json(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+# How a setting is written in the upstream ConfigMap, where it is not a plain string or JSON.
+_FORMATS = {
+    IMAGES: lambda images: "".join(f"{item['name']}={item['image']};" for item in images),
+    IMAGE_PULL_SECRETS: lambda names: "".join(f"{name};" for name in names),
+}
+
+
+def _text(value) -> str:
+    return _json(value) if isinstance(value, (dict, list)) else str(value)
+
+
 def configmap_data(settings: dict) -> dict[str, str]:
-    """The upstream ConfigMap data from normalised settings (see settings.normalise)."""
+    """The upstream ConfigMap data from normalised settings (see settings.normalise): one entry per KEYS entry."""
     return {
-        IMAGES: "".join(f"{item['name']}={item['image']};" for item in settings["images"]),
-        DAEMONSET_NAME: settings["daemonset_name"],
-        DAEMONSET_ANNOTATIONS: _json(settings["daemonset_annotations"]),
-        NAMESPACE: settings["namespace"],
-        CACHING_INTERVAL_HOURS: str(settings["caching_interval_hours"]),
-        CACHING_MEMORY_REQUEST: settings["caching_memory_request"],
-        CACHING_MEMORY_LIMIT: settings["caching_memory_limit"],
-        CACHING_CPU_REQUEST: settings["caching_cpu_request"],
-        CACHING_CPU_LIMIT: settings["caching_cpu_limit"],
-        NODE_SELECTOR: _json(settings["node_selector"]),
-        IMAGE_PULL_SECRETS: "".join(f"{name};" for name in settings["image_pull_secrets"]),
-        AFFINITY: _json(settings["affinity"]),
-        TOLERATIONS: _json(settings["tolerations"]),
-        KIP_IMAGE: settings["puller_image"],
+        key: _FORMATS.get(key, _text)(settings[variable.removeprefix("image_puller_")])
+        for key, (variable, _default, _helm) in KEYS.items()
     }

@@ -7,8 +7,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kip.image_puller.plugins.filter.clusters import clusters_summary, daemonset_report
-from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils._daemonset_fixtures import obj
+from ansible_collections.kip.image_puller.plugins.filter.clusters import clusters_summary
 
 IMAGES = [{"container": "app", "image": "registry.example/app:1"}, {"container": "bad", "image": "registry.example/bad:pull-fails"}]
 PULL_PROBLEM = {"node": "kwok-node-1", "pod": "p-1", "container": "bad", "init_container": False,
@@ -121,22 +120,36 @@ def test_bad_input_is_refused(entries, kwargs, match):
         clusters_summary(entries, **kwargs)
 
 
-def test_daemonset_report_matches_the_module_shape():
-    daemonset = obj("daemonset")
-    pods = [obj("ready_pod"), obj("pull_failing_pod")]
-    report = daemonset_report({"resources": [daemonset]}, {"resources": pods})
-    assert set(report) == {"summary", "problems"}
-    assert {"desired", "ready", "updated", "images", "nodes"} <= set(report["summary"])
-    assert [p["reason"] for p in report["problems"]] == ["ImagePullBackOff"]
-    fed = row(clusters_summary([{"cluster": "c", "rollout": report}], action="status"), "c")
-    assert fed["state"] == "not converged" and fed["problems"][0]["reason"] == "ImagePullBackOff"
+def info_summary(eligible=2, ready=2, updated=2, lacking=(), exists=True):
+    images = [i["image"] for i in IMAGES]
+    lacking_images = {item["image"] for item in lacking}
+    return {"summary": {"exists": exists, "nodes": 3, "eligible": eligible, "ready": ready, "updated": updated,
+                        "images": images, "cached_everywhere": [i for i in images if i not in lacking_images],
+                        "complete": exists and not lacking, "fully_cached_nodes": [], "lacking": list(lacking)}}
 
 
-def test_daemonset_report_of_a_missing_daemonset_is_empty():
-    assert daemonset_report({"resources": []}, {"resources": []}) == {}
-    assert row(clusters_summary([{"cluster": "c", "rollout": {}}], action="status"), "c")["state"] == "not deployed"
+WAITING = {"node": "kwok-node-0", "container": "bad", "image": "registry.example/bad:pull-fails", "state": "waiting",
+           "reason": None, "message": None}
+FAILED = {**PULL_PROBLEM, "state": "failed"}
 
 
-def test_daemonset_report_refuses_other_input():
-    with pytest.raises(AnsibleFilterError, match="k8s_info result of the DaemonSet"):
-        daemonset_report("nope")
+@pytest.mark.parametrize(
+    ("info", "state", "ready", "eligible", "problems"),
+    [
+        pytest.param(info_summary(), "converged", 2, 2, [], id="every image on every eligible node"),
+        pytest.param(info_summary(ready=1, lacking=[WAITING]), "not converged", 1, 2, [], id="an image still waiting"),
+        pytest.param(info_summary(ready=1, lacking=[FAILED]), "not converged", 1, 2, ["ImagePullBackOff"],
+                     id="a failed pull is a problem"),
+        pytest.param(info_summary(exists=False), "not deployed", None, None, [], id="no DaemonSet"),
+        pytest.param({"skipped": True}, "not deployed", None, None, [], id="skipped"),
+    ],
+)
+def test_the_info_summary_feeds_a_status(info, state, ready, eligible, problems):
+    got = row(clusters_summary([{"cluster": "c", "info": info}], action="status"), "c")
+    assert (got["state"], got["nodes_ready"], got["nodes_eligible"]) == (state, ready, eligible)
+    assert [p["reason"] for p in got["problems"]] == problems
+
+
+def test_a_rollout_wins_over_an_info_summary():
+    got = row(clusters_summary([{"cluster": "c", "rollout": rollout(ready=1), "info": info_summary()}]), "c")
+    assert (got["state"], got["nodes_ready"]) == ("not converged", 1)

@@ -8,7 +8,7 @@ import datetime
 import pytest
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import diagnosis
-from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils._daemonset_fixtures import DELETE, obj
+from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils._daemonset_fixtures import obj
 
 UTC = datetime.timezone.utc
 
@@ -83,33 +83,6 @@ def test_the_image_comes_from_the_spec_not_the_resolved_status():
     status["image"] = "quay.io/example/app@sha256:0123"
     pod = obj("pull_failing_pod", **{"status.containerStatuses.1": status})
     assert diagnosis.pod_problems(pod)[0]["image"] == "quay.io/example/app:pull-fails"
-
-
-@pytest.mark.parametrize(
-    ("pod", "node"),
-    [
-        pytest.param(obj("ready_pod"), "kwok-node-0", id="a scheduled pod is on its nodeName"),
-        pytest.param(obj("unschedulable_pod"), "kwok-node-2", id="an unscheduled pod is meant for the node of its matchFields"),
-        pytest.param(obj("unschedulable_pod", **{"spec.affinity": DELETE}), None, id="a pod without either names no node"),
-    ],
-)
-def test_target_node(pod, node):
-    assert diagnosis.target_node(pod) == node
-
-
-@pytest.mark.parametrize(
-    ("pod", "owned"),
-    [
-        pytest.param(obj("ready_pod"), True, id="a pod whose controller reference has the DaemonSet's uid is owned"),
-        pytest.param(obj("ready_pod", **{"metadata.ownerReferences.0.uid": "another"}), False,
-                     id="a pod of an earlier DaemonSet of the same name is not owned"),
-        pytest.param(obj("ready_pod", **{"metadata.ownerReferences.0.controller": False}), False,
-                     id="a reference that is not the controller does not own"),
-        pytest.param(obj("ready_pod", **{"metadata.ownerReferences": DELETE}), False, id="an orphan pod is not owned"),
-    ],
-)
-def test_owned_by(pod, owned):
-    assert diagnosis.owned_by(pod, obj("daemonset")) is owned
 
 
 def test_failed_create_events_of_the_daemonset_are_problems():

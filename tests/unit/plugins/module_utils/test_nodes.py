@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import InvalidObjectError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, exclusion_reason, place, tolerates
 
 
@@ -130,5 +131,5 @@ def test_place_reads_node_dicts_and_keeps_only_what_it_needs():
 
 
 def test_an_unknown_operator_is_an_error_naming_it():
-    with pytest.raises(ValueError, match="'Near'"):
+    with pytest.raises(InvalidObjectError, match="'Near'"):
         exclusion_reason(affinity({"matchExpressions": [expr("zone", "Near", "a")]}), node(labels=LINUX))

@@ -13,7 +13,6 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quo
     check_daemonset,
     cluster_quota_selects,
     failure_message,
-    label_selector_matches,
 )
 
 NS = "k8s-image-puller"
@@ -317,18 +316,3 @@ def test_no_eligible_node_is_noted():
 def test_a_definition_that_is_not_a_daemonset_is_refused():
     with pytest.raises(ValueError, match="must be a DaemonSet"):
         check_daemonset({"kind": "Deployment"}, namespace=NS, nodes=[])
-
-
-@pytest.mark.parametrize(
-    ("selector", "labels", "matches"),
-    [
-        pytest.param({}, {"a": "b"}, True, id="an empty label selector selects everything"),
-        pytest.param(None, {"a": "b"}, False, id="a missing label selector selects nothing"),
-        pytest.param({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["b"]}]}, {}, True,
-                     id="NotIn selects objects without the label"),
-        pytest.param({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": "b"}, False,
-                     id="DoesNotExist rejects objects with the label"),
-    ],
-)
-def test_label_selector(selector, labels, matches):
-    assert label_selector_matches(selector, labels) is matches

@@ -126,27 +126,6 @@ def test_evaluate_summarizes_counts_images_and_nodes():
     assert state.missing_pods == 0
 
 
-@pytest.mark.parametrize(
-    ("selector", "expected"),
-    [
-        pytest.param({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2", id="matchLabels become sorted equalities"),
-        pytest.param({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "cache"]},
-                                           {"key": "env", "operator": "NotIn", "values": ["dev"]},
-                                           {"key": "gpu", "operator": "Exists"},
-                                           {"key": "old", "operator": "DoesNotExist"}]},
-                     "tier in (cache,web),env notin (dev),gpu,!old", id="matchExpressions use set-based syntax"),
-        pytest.param(None, "", id="no selector selects everything"),
-    ],
-)
-def test_label_selector(selector, expected):
-    assert readiness.label_selector(selector) == expected
-
-
-def test_label_selector_rejects_an_unknown_operator():
-    with pytest.raises(ValueError, match="unknown operator 'Near'"):
-        readiness.label_selector({"matchExpressions": [{"key": "a", "operator": "Near"}]})
-
-
 TABLE_COLUMNS = [{"name": name} for name in ("Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates")]
 
 

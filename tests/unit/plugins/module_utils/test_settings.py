@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import settings as settings_module
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import upstream
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -17,34 +19,9 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.set
 ROLE = Path(__file__).resolve().parents[4] / "roles" / "image_puller"
 ROLE_OPTIONS = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))["argument_specs"]["main"]["options"]
 
-DEFAULTS = {
-    "image_puller_images": "web=nginx:1.27;",
-    "image_puller_daemonset_name": "kubernetes-image-puller",
-    "image_puller_namespace": "k8s-image-puller",
-    "image_puller_caching_interval_hours": 1,
-    "image_puller_caching_memory_request": "10Mi",
-    "image_puller_caching_memory_limit": "20Mi",
-    "image_puller_caching_cpu_request": ".05",
-    "image_puller_caching_cpu_limit": ".2",
-    "image_puller_caching_ephemeral_storage_request": "10Mi",
-    "image_puller_caching_ephemeral_storage_limit": "50Mi",
-    "image_puller_node_selector": {},
-    "image_puller_affinity": {},
-    "image_puller_tolerations": [],
-    "image_puller_image_pull_secrets": [],
-    "image_puller_daemonset_annotations": {},
-    "image_puller_labels": {},
-    "image_puller_puller_image": "quay.io/eclipse/kubernetes-image-puller:1.1.2",
-    "image_puller_priority_class_name": "",
-    "image_puller_run_as_user": 65532,
-    "image_puller_wait": True,
-    "image_puller_wait_timeout": 600,
-    "image_puller_create_namespace": True,
-    "image_puller_pod_security": True,
-    "image_puller_quota_check": True,
-    "image_puller_refresh": False,
-    "image_puller_network_policy": True,
-}
+# The role's own defaults (what the role hands over when nothing is set), with an image list.
+ROLE_DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+DEFAULTS = {**ROLE_DEFAULTS, "image_puller_images": "web=nginx:1.27;"}
 
 
 def settings(**changes):
@@ -266,8 +243,70 @@ def test_unknown_variables_stop_normalise_with_the_others():
     assert caught.value.errors == [unknown_variables(["image_puller_memory_limit"], ROLE_OPTIONS)[0]]
 
 
-def test_defaults_here_are_the_role_defaults():
-    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    assert {key: value for key, value in DEFAULTS.items() if key != "image_puller_images"} == {
-        key: value for key, value in defaults.items() if key in DEFAULTS and key != "image_puller_images"}
-    assert set(DEFAULTS) == set(defaults) - {"image_puller_state", "image_puller_platform", "image_puller_deployer"}
+class _Reads(dict):
+    """The variables as the role hands them over, noting which ones the settings code reads."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+
+def test_every_variable_of_the_argument_specification_reaches_the_settings_code():
+    """The role hands normalise every option but the secret ones; normalise must read each, or name it as not its own."""
+    handed = _Reads({name: DEFAULTS.get(name) for name, option in ROLE_OPTIONS.items() if not option.get("no_log")})
+    normalise(handed, load_text=yaml.safe_load)
+    own = {f"image_puller_{name}" for name in settings_module.CONNECTION_VARIABLES + settings_module.TASK_VARIABLES}
+    assert set(ROLE_OPTIONS) - own - handed.read == set(), "variables of the argument specification the settings code never reads"
+    assert {name for name, option in ROLE_OPTIONS.items() if option.get("no_log")} <= own
+
+
+def test_the_role_builds_the_mapping_it_hands_over_from_the_argument_specification():
+    role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))
+    assert "argument_specs.main.options" in role_vars["_image_puller_options"]
+    assert "rejectattr('value.no_log', 'defined')" in role_vars["_image_puller_checked_variables"]
+    assert "query('ansible.builtin.vars', *_image_puller_checked_variables" in role_vars["_image_puller_raw"]
+
+
+def test_templates_read_only_the_checked_settings():
+    """No template reads a role variable (image_puller_*) or a fact of its own: only _image_puller_cfg."""
+    for template in sorted((ROLE / "templates").glob("*.j2")):
+        names = set(re.findall(r"\b_*image_puller_[a-z_]+", template.read_text(encoding="utf-8")))
+        assert names <= {"_image_puller_cfg"}, f"{template.name} reads {sorted(names - {'_image_puller_cfg'})}"
+
+
+def test_derived_names_are_written_once_in_the_settings():
+    out = settings()
+    assert out["selector"] == {"app.kubernetes.io/name": "kubernetes-image-puller", "app.kubernetes.io/instance": "kubernetes-image-puller"}
+    assert out["object_labels"]["app.kubernetes.io/managed-by"] == out["field_manager"] == "kip.image_puller"
+    assert (out["deployer_name"], out["deployer_cluster_name"]) == (
+        "kubernetes-image-puller-deployer", "kip.image_puller:k8s-image-puller:kubernetes-image-puller:deployer")
+    assert out["node_label"] == "image-puller.kip/kubernetes-image-puller"
+    assert out["deployer"] is None and out["platform"] == "auto"
+
+
+@pytest.mark.parametrize(
+    ("deployer", "subject"),
+    [
+        pytest.param({"kind": "ServiceAccount", "name": "awx", "namespace": "awx"},
+                     {"kind": "ServiceAccount", "name": "awx", "namespace": "awx"}, id="a ServiceAccount keeps its namespace"),
+        pytest.param({"kind": "User", "name": "jane"}, {"kind": "User", "name": "jane", "apiGroup": "rbac.authorization.k8s.io"},
+                     id="a User is an RBAC subject of the rbac API group"),
+        pytest.param({"kind": "ServiceAccount", "name": "awx"}, None, id="a ServiceAccount without namespace is an error"),
+        pytest.param({"kind": "Robot", "name": "r2"}, None, id="an unknown kind is an error"),
+    ],
+)
+def test_deployer(deployer, subject):
+    if subject is None:
+        with pytest.raises(SettingsError, match="image_puller_deployer: expected kind"):
+            settings(deployer=deployer)
+    else:
+        assert settings(deployer=deployer)["deployer"] == subject
+
+
+def test_an_unknown_platform_is_an_error():
+    with pytest.raises(SettingsError, match="image_puller_platform: must be one of auto, kubernetes, openshift"):
+        settings(platform="k3s")

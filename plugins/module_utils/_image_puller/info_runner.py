@@ -1,0 +1,54 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# PRIVATE to kip.image_puller: not a public API, may change without notice.
+
+"""What image_puller_info does: read the DaemonSet, the nodes and its pods, and report (info.report).
+
+Only reads. Nodes and pods are listed in pages; per node only its name, labels,
+taints (and, when asked for, its image names) are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import info
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect_within
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_string
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader
+
+
+def _small_node(node: dict[str, Any], *, images: bool) -> dict[str, Any]:
+    metadata = node.get("metadata") or {}
+    small = {"metadata": {"name": metadata.get("name"), "labels": metadata.get("labels") or {}},
+             "spec": {"taints": (node.get("spec") or {}).get("taints") or []}}
+    if images:
+        small["status"] = {"images": [{"names": image.get("names") or []} for image in (node.get("status") or {}).get("images") or []]}
+    return small
+
+
+def read(reader: ClusterReader, *, name: str, namespace: str, node_images: bool = False) -> dict[str, Any]:
+    """The report (info.report) with its summary (info.summarize) for DaemonSet namespace/name."""
+    daemonset = reader.get("DaemonSet", "apps/v1", name, namespace=namespace)
+    if daemonset is None:
+        result = info.report(None, [], [])
+    else:
+        selector = selector_string((daemonset.get("spec") or {}).get("selector"), what=f"spec.selector of DaemonSet {namespace}/{name}")
+        nodes = [_small_node(node, images=node_images) for node in reader.items("Node", "v1")]
+        pods = list(reader.items("Pod", "v1", namespace=namespace, label_selector=selector or None))
+        result = info.report(daemonset, nodes, pods, node_images=node_images)
+    result["summary"] = info.summarize(result)
+    result["lines"] = info.describe(result, result["summary"], name=name, namespace=namespace)
+    result["summary_lines"] = info.describe_summary(result["summary"], name=name, namespace=namespace)
+    return result
+
+
+def run(module: Any) -> dict[str, Any]:
+    """The image_puller_info module."""
+    params = module.params
+    client, retrier = connect_within(module)
+    result = read(ClusterReader(client, retrier=retrier), name=params["name"], namespace=params["namespace"],
+                  node_images=params["node_images"])
+    result["changed"] = False
+    return result

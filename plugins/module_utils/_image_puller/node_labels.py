@@ -1,0 +1,72 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# PRIVATE to kip.image_puller: not a public API, may change without notice.
+
+"""What image_puller_node_labels does: label the nodes where every image is cached, unlabel the others.
+
+Which nodes have every image is image_puller_info's summary (fully_cached_nodes);
+the label is changed only where it is wrong, one merge patch per node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import info_runner
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect_within
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import NODE_LABEL_VALUE, node_label_key
+
+try:
+    from kubernetes.dynamic.exceptions import DynamicApiError
+except ImportError:  # the client is checked for by AnsibleK8SModule
+    DynamicApiError = Exception
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def label_changes(current: dict[str, str], wanted: set[str]) -> tuple[list[str], list[str]]:
+    """(nodes to label, nodes to unlabel): current maps each labelled node to its value; wanted are the fully cached nodes."""
+    add = sorted(node for node in wanted if current.get(node) != NODE_LABEL_VALUE)
+    remove = sorted(node for node in current if node not in wanted)
+    return add, remove
+
+
+def _patch(reader: ClusterReader, node: str, key: str, value: str | None, *, dry_run: bool) -> None:
+    resource = reader.resource("Node", "v1")
+    body = {"metadata": {"labels": {key: value}}}
+    extra = {"dry_run": "All"} if dry_run else {}
+    try:
+        reader.retrier.call(f"could not label node {node}", lambda: reader.dynamic.patch(
+            resource, name=node, body=body, content_type=MERGE_PATCH, **extra))
+    except DynamicApiError as exc:
+        verb = "set" if value else "remove"
+        raise api_error(exc, f"{verb} label {key} on node {node}") from exc
+
+
+def run(module: Any) -> dict[str, Any]:
+    """The image_puller_node_labels module."""
+    params = module.params
+    key = params["label"] or node_label_key(params["name"])
+    client, retrier = connect_within(module)
+    reader = ClusterReader(client, retrier=retrier)
+    current = {(node.get("metadata") or {}).get("name"): ((node.get("metadata") or {}).get("labels") or {}).get(key)
+               for node in reader.items("Node", "v1", label_selector=key)}
+    result: dict[str, Any] = {"label": key, "summary": None}
+    wanted: set[str] = set()
+    if params["state"] == "present":
+        report = info_runner.read(reader, name=params["name"], namespace=params["namespace"])
+        result["summary"] = report["summary"]
+        wanted = set(report["summary"]["fully_cached_nodes"])
+    add, remove = label_changes(current, wanted)
+    for node in add:
+        _patch(reader, node, key, NODE_LABEL_VALUE, dry_run=module.check_mode)
+    for node in remove:
+        _patch(reader, node, key, None, dry_run=module.check_mode)
+    result.update(changed=bool(add or remove), labelled=add, unlabelled=remove,
+                  nodes=sorted((set(current) | set(add)) - set(remove)))
+    if module._diff:  # pylint: disable=protected-access
+        result["diff"] = {"before": {"nodes": sorted(current)}, "after": {"nodes": result["nodes"]},
+                          "before_header": f"nodes labelled {key}", "after_header": f"nodes labelled {key}"}
+    return result
