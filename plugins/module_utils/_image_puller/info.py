@@ -21,7 +21,7 @@ from typing import Any
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import WAITING_PROBLEM_REASONS
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import name_of, owned_pods, target_node
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, exclusion_reason, pod_tolerations, required_affinity_terms
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import pod_is_ready, pod_is_updated
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import pod_is_ready, pod_is_updated, rollout_status
 
 # Image states, from the container status the kubelet writes.
 WAITING = "waiting"    # nothing pulled yet: no pod, the pod is not scheduled, or its init container has not finished
@@ -200,6 +200,34 @@ def summarize(result: Mapping[str, Any]) -> dict[str, Any]:
         "complete": bool(result.get("exists")) and not lacking,
         "fully_cached_nodes": [node["node"] for node in eligible if all(image["cached"] for image in node["images"])],
         "lacking": lacking,
+    }
+
+
+def summary_from_status(daemonset: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The summary, read from the DaemonSet's status alone, when that says the rollout is complete; else None.
+
+    Complete (readiness.rollout_status, kubectl's rule) means every eligible node runs a ready pod of the
+    current template, so every image runs, and so is cached, on every eligible node: summarize(report(...))
+    would say the same after reading every node and pod. A deploy that finds nothing to change ends with
+    this, so its cost does not grow with the nodes. What only the nodes tell is None: nodes, fully_cached_nodes.
+    """
+    done, _ = rollout_status(daemonset)
+    if not done:
+        return None
+    status = daemonset.get("status") or {}
+    pod_spec = ((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}
+    images = [container.get("image") for container in pod_spec.get("containers") or []]
+    return {
+        "exists": True,
+        "nodes": None,
+        "eligible": int(status.get("desiredNumberScheduled") or 0),
+        "ready": int(status.get("numberReady") or 0),
+        "updated": int(status.get("updatedNumberScheduled") or 0),
+        "images": images,
+        "cached_everywhere": list(images),
+        "complete": True,
+        "fully_cached_nodes": None,
+        "lacking": [],
     }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import info
-from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils._daemonset_fixtures import DELETE, obj
+from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils._daemonset_fixtures import DELETE, obj, set_path
 
 DIGEST = "sha256:" + "ab" * 32
 GPU_TAINT = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
@@ -210,3 +210,36 @@ def test_the_summary_lines_are_the_headline_and_each_missing_image():
         "kwok-node-2: broken (quay.io/example/app:pull-fails): waiting: Unschedulable: 0/4 nodes are available: 1 Insufficient memory, "
         "3 node(s) didn't match Pod's node affinity/selector.",
     ]
+
+
+def complete_rollout():
+    """Every eligible node (kwok-node-0..2) runs a ready pod of the current template."""
+    daemonset = obj("daemonset", **{"status.numberReady": 3, "status.numberAvailable": 3, "status.numberUnavailable": 0})
+    pods = [ready_pod(**{"metadata.name": f"p-{i}", "spec.nodeName": f"kwok-node-{i}"}) for i in range(3)]
+    return daemonset, pods
+
+
+def test_a_complete_status_says_what_reading_every_node_and_pod_says():
+    daemonset, pods = complete_rollout()
+    from_status = info.summary_from_status(daemonset)
+    read = info.summarize(info.report(daemonset, NODES, pods))
+    left_out = {"nodes", "fully_cached_nodes"}
+    assert {key: value for key, value in from_status.items() if key not in left_out} == \
+        {key: value for key, value in read.items() if key not in left_out}
+    assert from_status["nodes"] is None and from_status["fully_cached_nodes"] is None
+    assert info.describe_summary(from_status, name="n", namespace="ns") == info.describe_summary(read, name="n", namespace="ns")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"status.numberAvailable": 2}, id="a pod not available"),
+        pytest.param({"status.updatedNumberScheduled": 2}, id="a pod of the previous template"),
+        pytest.param({"status.observedGeneration": 1}, id="the controller has not seen the template"),
+    ],
+)
+def test_an_incomplete_status_says_nothing(changes):
+    daemonset, _ = complete_rollout()
+    for path, value in changes.items():
+        set_path(daemonset, path, value)
+    assert info.summary_from_status(daemonset) is None
