@@ -222,8 +222,9 @@ class _Waiter:
                 continue
             self.note(changed)
             if readiness.rollout_status(changed)[0]:
-                break
-        # after any end of the watch (a change, time, a break, an outage) the DaemonSet is read afresh
+                # the watch delivers the object as it is now: no second read before the pods are confirmed
+                return changed
+        # after any other end of the watch (time, a break, an outage) the DaemonSet is read afresh
         return self.api.get()
 
 
