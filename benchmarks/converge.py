@@ -247,7 +247,7 @@ class Bench:
                 {"name": "write", "ansible.builtin.copy": {
                     "dest": str(out),
                     "content": "{{ {'apiVersion': 'v1', 'kind': 'List', 'items': [_image_puller_namespace_manifest, _image_puller_configmap]"
-                               " + _image_puller_rbac + [_image_puller_daemonset]} | to_json }}"}},
+                               " + _image_puller_network_policies + _image_puller_rbac + [_image_puller_daemonset]} | to_json }}"}},
             ],
         }]))
         proc = subprocess.run([str(BIN / "ansible-playbook"), str(playbook), "-e", f"@{self._vars_file(count, tag)}"],
@@ -322,17 +322,20 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
     }
 
 
+NOOP_REPS = 3
+
+
 def noops(bench: Bench, proxy: CountingProxy, count: int, tag: int) -> tuple:
-    """Each tool's no-op of the images at this tag, timed once and counted once through the proxy.
+    """Each tool's no-op of the images at this tag, timed NOOP_REPS times (median) and counted once through the proxy.
 
     Returns (role seconds, role (requests, bytes), kubectl seconds, kubectl (requests, bytes)).
     """
-    noop_role, _out = bench.role(count, tag)
+    noop_role = median([bench.role(count, tag)[0] for _rep in range(NOOP_REPS)])
     proxy.reset()
     bench.role(count, tag, kubeconfig=proxy.kubeconfig(bench.work))
     role_reads = (proxy.requests, proxy.bytes)
     manifests = bench.render(count, tag)
-    noop_kubectl = bench.kubectl(manifests)
+    noop_kubectl = median([bench.kubectl(manifests) for _rep in range(NOOP_REPS)])
     proxy.reset()
     bench.kubectl(manifests, kubeconfig=proxy.kubeconfig(bench.work))
     return noop_role, role_reads, noop_kubectl, (proxy.requests, proxy.bytes)

@@ -28,6 +28,13 @@ description:
   - It fails that way before the timeout when, for 60 seconds, every updated pod that is not ready has failed to pull
     an image or to create a container and nothing else is wrong, since no waiting fixes that.
   - With O(state=absent) deletes the DaemonSet in the foreground and waits until its pods are gone.
+  - "A whole deploy in one module run (each run loads the Kubernetes client, which costs more than the writes): with
+    O(namespace_definition), O(objects), O(quota_check) and O(restart) the module, before the DaemonSet and in this
+    order, reads the namespace, runs the quota pre-flight of M(kip.image_puller.image_puller_quota), server-side
+    applies the namespace and each object, and restarts the pods. Bad input, a missing namespace that may not be
+    created and a quota shortfall stop it before any write."
+  - When nothing changed and the DaemonSet's status already says the rollout is done, the wait reads no pod, so a
+    re-run costs the same on any number of nodes.
   - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 options:
   state:
@@ -45,6 +52,52 @@ options:
       - The wait, and a re-creation or a deletion, count against O(wait_timeout).
     type: bool
     default: true
+  namespace_definition:
+    description:
+      - The Namespace of the DaemonSet (C(v1)), to server-side apply before anything else, with O(state=present).
+      - A namespace that does not exist is created (when O(create_namespace) allows it). One that carries the same
+        C(app.kubernetes.io/managed-by) label as this definition gets the whole definition. One that someone else made
+        only gets the definition's C(pod-security.kubernetes.io/*) labels, or nothing when it has none.
+      - Its name must be the namespace of the DaemonSet.
+    type: dict
+  create_namespace:
+    description:
+      - Whether a namespace given in O(namespace_definition) that does not exist may be created.
+      - With V(false) and no such namespace, the module fails before any write.
+    type: bool
+    default: true
+  objects:
+    description:
+      - Other objects to server-side apply, in this order, after the namespace and before the DaemonSet, with
+        O(state=present), for example the ConfigMap, ServiceAccount, Role, RoleBinding, ClusterRole,
+        ClusterRoleBinding and NetworkPolicy that go with the DaemonSet.
+      - Each needs C(apiVersion), C(kind) and C(metadata.name). A namespaced object without C(metadata.namespace) goes
+        into the DaemonSet's namespace; no other namespace is allowed.
+      - Secrets are refused (their data would show in the task's arguments and result); so are a DaemonSet and a
+        Namespace, which have options of their own.
+      - They are applied under the field manager V(kip.image_puller), forcing conflicts, and never deleted by this
+        module.
+    type: list
+    elements: dict
+    default: []
+  quota_check:
+    description:
+      - With O(state=present), first run the quota pre-flight of M(kip.image_puller.image_puller_quota) on
+        O(definition) (with its O(kip.image_puller.image_puller_quota#module:skip_unchanged=true)) and fail before
+        any write when the DaemonSet does not fit.
+      - Its result is returned in RV(quota).
+    type: bool
+    default: false
+  restart:
+    description:
+      - With O(state=present), restart every pod of the existing DaemonSet now, as C(kubectl rollout restart) does
+        (a rolling update), so that every node pulls every image again at once. A DaemonSet created by this run is not
+        restarted.
+      - The restart writes the pod-template annotation C(image-puller.kip/refreshed-at) with a field manager of its
+        own, V(kip.image_puller-restart), so the server-side apply of O(definition) neither owns nor removes it.
+      - Each run with V(true) on an existing DaemonSet reports a change.
+    type: bool
+    default: false
 extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
   kip.image_puller._options, kip.image_puller._options.definition, kip.image_puller._options.wait_timeout]
 attributes:
@@ -55,14 +108,20 @@ attributes:
       - Pods are not created in check mode, so refusals of pods (quota, PodSecurity) only show in a real run.
       - When the DaemonSet would be re-created, or its namespace does not exist yet, RV(result) is the definition as
         given rather than the object the server would store.
+      - When the namespace of O(namespace_definition) does not exist yet, the objects in it cannot be dry-run either;
+        they are listed in RV(objects) as V(would be created), and the diff shows them as given.
   diff_mode:
     support: full
     details:
       - The diff compares the DaemonSet before and after, without C(status), C(managedFields), C(resourceVersion),
         C(generation), C(uid), C(creationTimestamp) and the controller's template generation annotation.
+      - With O(namespace_definition) or O(objects), one diff per object, each headed by its kind, namespace and name,
+        the DaemonSet last. No Secret is ever applied, so no secret shows in a diff.
 notes:
   - The connection user needs on DaemonSets C(get), C(create), C(patch), C(delete) and C(watch), and on pods and events
     C(list) (and C(watch) on pods for O(state=absent) and re-creation), in the namespace of the DaemonSet.
+  - With O(namespace_definition), O(objects), O(quota_check) or O(restart), the connection user also needs C(get) and
+    C(patch) on those objects (C(create) for new ones), and what M(kip.image_puller.image_puller_quota) reads.
   - A DaemonSet with the C(OnDelete) update strategy replaces no pod on its own; the wait then only asks that every
     existing pod is ready and available.
 seealso:
@@ -121,6 +180,19 @@ result:
     - With O(state=absent), the DaemonSet as it was before the deletion; empty if there was none.
   returned: always
   type: dict
+summary_lines:
+  description:
+    - The summary M(kip.image_puller.image_puller_info) gives, as lines for a person (its RV(kip.image_puller.image_puller_info#module:summary_lines)):
+      nodes ready out of eligible, images cached on every eligible node, then one line per image an eligible node
+      lacks, with the kubelet's reason.
+    - When the DaemonSet's status says the rollout is complete, it comes from that status alone (every eligible node
+      then runs every image), so a re-run reads no node and no pod; otherwise, and in check mode (where it describes
+      the cluster as it is, not the dry run), from reading the nodes and the pods.
+  returned: O(state=present), unless the module failed
+  type: list
+  elements: str
+  sample:
+    - "DaemonSet k8s-image-puller/kubernetes-image-puller: 3/3 eligible nodes ready, 3 up to date; 2/2 images cached on every eligible node"
 summary:
   description: Where the rollout stands, from the DaemonSet's status and its pods.
   returned: O(state=present)
@@ -142,7 +214,8 @@ summary:
         - One entry per pod of the DaemonSet, by node, with keys C(node), C(pod), C(phase), C(ready) and C(updated).
         - When the wait ended with the rollout done, only the pods of the current template, and C(phase) is null for a
           pod whose status is not a phase (for example C(ContainerCreating)).
-        - Empty in check mode and when the API server could not be reached.
+        - Empty in check mode, when the API server could not be reached, and when nothing changed and the
+          DaemonSet's status already said the rollout was done (then no pod is read; O(wait=false) reads them).
       type: list
       elements: dict
       sample: [{"node": "kwok-node-0", "pod": "kubernetes-image-puller-a1b2c", "phase": "Running", "ready": true, "updated": true}]
@@ -171,6 +244,29 @@ unreachable_since:
   returned: failure, when the API server could not be reached
   type: str
   sample: "14:03:12 UTC"
+objects:
+  description:
+    - What was done with the namespace (O(namespace_definition)) and each of O(objects), in order, with keys C(kind),
+      C(name), C(namespace) (null for a cluster-scoped object), C(changed) and C(action).
+    - C(action) is one of V(created), V(updated), V(unchanged), V(labelled (pod security only)) (a namespace someone
+      else made) and, in check mode in a namespace that does not exist yet, V(would be created).
+    - On a failure, the objects applied before it.
+  returned: O(state=present)
+  type: list
+  elements: dict
+  sample: [{"kind": "ConfigMap", "name": "kubernetes-image-puller", "namespace": "image-puller", "changed": false, "action": "unchanged"}]
+quota:
+  description:
+    - The result of the quota pre-flight with O(quota_check=true) (the return values of
+      M(kip.image_puller.image_puller_quota), such as C(fits), C(unchanged), C(rows) and C(shortfalls)); null without it.
+  returned: O(state=present)
+  type: dict
+  sample: {"fits": true, "unchanged": true, "eligible_nodes": 3}
+restarted:
+  description: Whether the pods of the existing DaemonSet were (or in check mode would be) restarted (O(restart)).
+  returned: O(state=present)
+  type: bool
+  sample: false
 recreated:
   description: Whether the DaemonSet was (or in check mode would be) deleted and created again for an immutable change.
   returned: always
@@ -193,6 +289,11 @@ def main() -> None:
         "namespace": {"type": "str"},
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "wait": {"type": "bool", "default": True},
+        "namespace_definition": {"type": "dict"},
+        "create_namespace": {"type": "bool", "default": True},
+        "objects": {"type": "list", "elements": "dict", "default": []},
+        "quota_check": {"type": "bool", "default": False},
+        "restart": {"type": "bool", "default": False},
     }, run)
 
 

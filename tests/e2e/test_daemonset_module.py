@@ -258,3 +258,102 @@ def test_a_missing_namespace_is_a_clear_error(module):
     assert failed.failed
     assert "DaemonSet e2e-ds-does-not-exist/puller: could not apply it" in failed["msg"]
     assert 'namespaces "e2e-ds-does-not-exist" not found' in failed["msg"]
+
+
+OURS = {"app.kubernetes.io/managed-by": "kip.image_puller"}
+PSA = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}
+
+
+def whole_deploy(namespace: str, *images: str) -> dict:
+    """The options of a deploy in one run: namespace, a ConfigMap, a ServiceAccount, the quota check, the DaemonSet."""
+    return {
+        "definition": daemonset(namespace, *images),
+        "namespace_definition": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {**OURS, **PSA}}},
+        "objects": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": NAME, "labels": OURS}, "data": {"IMAGES": ";".join(images)}},
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": NAME, "labels": OURS}, "automountServiceAccountToken": False},
+        ],
+        "quota_check": True,
+    }
+
+
+@pytest.fixture(name="fresh_namespace")
+def fixture_fresh_namespace(kubectl):
+    """A namespace name that does not exist yet; deleted afterwards if a test created it."""
+    name = f"e2e-one-{time.time_ns() % 10**9}"
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_a_whole_deploy_in_one_run_creates_everything_then_changes_nothing(module, fresh_namespace, kubectl, plain_nodes):
+    checked = module("--check", "--diff", **whole_deploy(fresh_namespace, "registry.example/java:17"))
+    assert not checked.failed, checked["msg"]
+    assert checked["changed"] is True
+    assert [(o["kind"], o["action"]) for o in checked["objects"]] == [
+        ("Namespace", "created"), ("ConfigMap", "would be created"), ("ServiceAccount", "would be created")]
+    assert kubectl.run("get", "namespace", fresh_namespace, check=False).returncode != 0, "check mode created the namespace"
+
+    first = module(**whole_deploy(fresh_namespace, "registry.example/java:17"))
+    assert not first.failed, first["msg"]
+    assert first["changed"] is True and first["quota"]["fits"] is True and first["quota"]["unchanged"] is False
+    assert [(o["kind"], o["action"], o["changed"]) for o in first["objects"]] == [
+        ("Namespace", "created", True), ("ConfigMap", "created", True), ("ServiceAccount", "created", True)]
+    assert kubectl.json("get", "namespace", fresh_namespace)["metadata"]["labels"].items() >= {**OURS, **PSA}.items()
+    assert kubectl.json("get", "configmap", NAME, "-n", fresh_namespace)["data"] == {"IMAGES": "registry.example/java:17"}
+    assert first["summary"]["ready"] == len(plain_nodes)
+
+    again = module("--diff", **whole_deploy(fresh_namespace, "registry.example/java:17"))
+    assert not again.failed, again["msg"]
+    assert again["changed"] is False
+    assert [o["action"] for o in again["objects"]] == ["unchanged"] * 3
+    assert again["quota"]["unchanged"] is True, "an unchanged pod template skips the quota reads"
+    assert again["summary"]["nodes"] == [], "nothing changed and the status says done: no pod was read"
+    assert again["summary"]["ready"] == len(plain_nodes)
+    assert [d["before"] == d["after"] for d in again["diff"]] == [True] * 4
+    assert [d["before_header"] for d in again["diff"]] == [
+        f"Namespace/{fresh_namespace}", f"ConfigMap/{fresh_namespace}/{NAME}", f"ServiceAccount/{fresh_namespace}/{NAME}",
+        f"DaemonSet {fresh_namespace}/{NAME}"]
+
+
+def test_a_namespace_made_by_someone_else_only_gets_the_pod_security_labels(module, namespace, kubectl):
+    deployed = module(**whole_deploy(namespace, "registry.example/java:17"))
+    assert not deployed.failed, deployed["msg"]
+    assert deployed["objects"][0]["action"] == "labelled (pod security only)"
+    labels = kubectl.json("get", "namespace", namespace)["metadata"]["labels"]
+    assert labels.items() >= PSA.items()
+    assert "app.kubernetes.io/managed-by" not in labels
+
+
+def test_a_missing_namespace_that_may_not_be_created_fails_before_any_write(module, fresh_namespace, kubectl):
+    refused = module(**whole_deploy(fresh_namespace, "registry.example/java:17"), create_namespace=False)
+    assert refused.failed
+    assert refused["msg"] == (f"namespace {fresh_namespace!r} does not exist and create_namespace is false: "
+                              "create it first, or set create_namespace to true")
+    assert kubectl.run("get", "namespace", fresh_namespace, check=False).returncode != 0
+
+
+def test_a_quota_shortfall_stops_the_whole_deploy_before_any_write(module, namespace, kubectl):
+    kubectl.apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "tiny"}, "spec": {"hard": {"limits.memory": "1Mi"}}},
+                  "-n", namespace)
+    wait_for(lambda: kubectl.json("get", "resourcequota", "tiny", "-n", namespace).get("status", {}).get("used") is not None,
+             timeout=30, what="the quota controller to count ResourceQuota tiny")
+    refused = module(**whole_deploy(namespace, "registry.example/java:17"))
+    assert refused.failed
+    assert refused["quota"]["fits"] is False and refused["objects"] == []
+    assert 'ResourceQuota "tiny"' in refused["msg"]
+    for kind in ("configmap", "serviceaccount/" + NAME, "daemonset"):
+        listed = kubectl.run("get", kind, "-n", namespace, "-o", "name", check=False).stdout
+        assert NAME not in listed, f"{kind} was written despite the shortfall"
+
+
+def test_restart_rolls_every_pod_and_says_so(module, restricted, kubectl):
+    definition = daemonset(restricted, "registry.example/java:17")
+    assert not module(definition=definition).failed
+    before = {pod["metadata"]["uid"] for pod in pods_of(kubectl, restricted)}
+    restarted = module(definition=definition, restart=True)
+    assert not restarted.failed, restarted["msg"]
+    assert restarted["changed"] is True and restarted["restarted"] is True
+    after = {pod["metadata"]["uid"] for pod in pods_of(kubectl, restricted) if not pod["metadata"].get("deletionTimestamp")}
+    assert after and not after & before, "every pod was replaced"
+    template = kubectl.json("get", "daemonset", NAME, "-n", restricted)["spec"]["template"]["metadata"]
+    assert "image-puller.kip/refreshed-at" in template["annotations"]

@@ -1,6 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""image_puller_daemonset when things go wrong around it: the API server restarts, two deploys race, a deploy is interrupted.
+"""image_puller_daemonset and the quota pre-flight when things go wrong around them: the API server restarts, two deploys race,
+a deploy is interrupted.
 
 The API server is the local cluster's real kube-apiserver process, killed and
 started again with the same command line (tests/cluster/cluster.sh
@@ -38,14 +39,14 @@ def slow_daemonset(namespace: str, *images: str) -> dict:
 
 
 class Deploy:
-    """One ansible-playbook run of image_puller_daemonset, started in the background."""
+    """One ansible-playbook run of image_puller_daemonset (or of another module of the collection), started in the background."""
 
-    def __init__(self, env: dict, workdir: Path, **params):
+    def __init__(self, env: dict, workdir: Path, module: str = "image_puller_daemonset", **params):
         playbook = workdir / f"deploy-{uuid.uuid4().hex[:8]}.yml"
         playbook.write_text(yaml.safe_dump([{
             "hosts": "localhost",
             "gather_facts": False,
-            "tasks": [{"name": "image_puller_daemonset", "kip.image_puller.image_puller_daemonset": params}],
+            "tasks": [{"name": module, f"kip.image_puller.{module}": params}],
         }]))
         self.started = time.monotonic()
         self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
@@ -169,3 +170,40 @@ def test_a_deploy_interrupted_half_way_converges_when_run_again(deploy, kubectl,
     summary = again.result["summary"]
     assert summary["ready"] == summary["updated"] == summary["available"] == summary["desired"] > 0
     assert again.images() == ["registry.example/java:17", "registry.example/python:3.12"]
+
+
+def test_the_quota_preflight_rides_through_an_api_server_restart(deploy, apiserver, restricted):
+    apiserver.stop()
+    run = deploy(module="image_puller_quota", definition=daemonset(restricted, "registry.example/java:17"), wait_timeout=120)
+    time.sleep(4)
+    apiserver.start()
+    run.finish(timeout=150)
+    assert not run.failed, run.result.get("msg") or run.stderr
+    assert run.result["fits"] is True and run.result["eligible_nodes"] > 0
+    assert run.elapsed >= 4, "the run began while the API server was away, so it waited for it"
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_a_quota_preflight_that_cannot_reach_the_api_server_fails_saying_since_when(deploy, apiserver, restricted):
+    apiserver.stop()
+    run = deploy(module="image_puller_quota", definition=daemonset(restricted, "registry.example/java:17"), wait_timeout=4).finish(timeout=60)
+    apiserver.start()
+    assert run.failed
+    assert "the API server could not be reached since" in run.result["msg"], run.result["msg"]
+    assert run.result["unreachable_since"].endswith(" UTC")
+    assert "Traceback" not in run.stdout + run.stderr and "MODULE FAILURE" not in run.stdout
+
+
+def test_a_whole_deploy_in_one_run_rides_through_an_api_server_restart(deploy, apiserver, kubectl, restricted):
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": NAME}, "data": {"IMAGES": "java=registry.example/java:17;"}}
+    apiserver.stop()
+    run = deploy(definition=daemonset(restricted, "registry.example/java:17"), objects=[configmap], quota_check=True, wait_timeout=120)
+    time.sleep(4)
+    apiserver.start()
+    run.finish(timeout=150)
+    assert not run.failed, run.result.get("msg") or run.stderr
+    assert run.result["quota"]["fits"] is True
+    assert run.result["objects"] == [{"kind": "ConfigMap", "name": NAME, "namespace": restricted, "changed": True, "action": "created"}]
+    assert kubectl.json("get", "configmap", NAME, "-n", restricted)["data"] == configmap["data"]
+    assert run.result["summary"]["ready"] == run.result["summary"]["desired"] > 0
+    assert "Traceback" not in run.stdout + run.stderr

@@ -212,9 +212,10 @@ def summary_from_status(daemonset: Mapping[str, Any]) -> dict[str, Any] | None:
     this, so its cost does not grow with the nodes. What only the nodes tell is None: nodes, fully_cached_nodes.
     """
     done, _ = rollout_status(daemonset)
-    if not done:
-        return None
     status = daemonset.get("status") or {}
+    # OnDelete: done without replacing the pods, which may still run the previous template's images
+    if not done or (status.get("updatedNumberScheduled") or 0) < (status.get("desiredNumberScheduled") or 0):
+        return None
     pod_spec = ((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}
     images = [container.get("image") for container in pod_spec.get("containers") or []]
     return {

@@ -14,10 +14,11 @@ import datetime
 import time
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import apply, kube, readiness, rollout
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import apply, deploy, info, info_runner, kube, readiness, rollout
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER, DaemonSetApi
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 
 
@@ -56,7 +57,25 @@ def run(module: Any) -> dict[str, Any]:
 
     if params["state"] == "absent":
         return _absent(module, api, wait=wait, remaining=remaining)
-    return _present(module, api, definition, wait=wait, remaining=remaining)
+    prepared = None
+    if deploy.wanted(params):
+        # the namespace, quota pre-flight, other objects and restart of a whole deploy, in this one run
+        prepared = deploy.prepare(params, client, retrier, definition, check_mode=module.check_mode)
+    result = _present(module, api, definition, wait=wait, remaining=remaining, prepared=prepared)
+    result["summary_lines"] = _summary_lines(client, retrier, definition, result, check_mode=module.check_mode)
+    return result
+
+
+def _summary_lines(client: Any, retrier: Retrier, definition: dict[str, Any], result: dict[str, Any], *,
+                   check_mode: bool) -> list[str]:
+    """What image_puller_info's summary says: from the DaemonSet's status when that says the rollout is complete (no
+    node or pod read, so a no-op costs the same on any cluster), else, and in check mode (the cluster as it is, not
+    the dry run), from reading the nodes and pods as image_puller_info does."""
+    name, namespace = definition["metadata"]["name"], definition["metadata"]["namespace"]
+    summary = None if check_mode else info.summary_from_status(result.get("result") or {})
+    if summary is None:
+        summary = info_runner.read(ClusterReader(client, retrier=retrier), name=name, namespace=namespace)["summary"]
+    return info.describe_summary(summary, name=name, namespace=namespace)
 
 
 def _warn(module: Any, warnings: list[str]) -> None:
@@ -64,13 +83,19 @@ def _warn(module: Any, warnings: list[str]) -> None:
         module.warn(warning)
 
 
-def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait: bool, remaining: Any) -> dict[str, Any]:
+def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait: bool, remaining: Any,
+             prepared: deploy.Prepared | None = None) -> dict[str, Any]:
     selector = kube.selector_string((definition.get("spec") or {}).get("selector"), what="spec.selector of the definition")
 
     def wait_gone(uid: str | None) -> None:
         rollout.wait_for_deletion(api, uid=uid, selector=selector, timeout=remaining())
 
-    applied = apply.apply_present(api, definition, wait_gone=wait_gone)
+    try:
+        applied = apply.apply_present(api, definition, wait_gone=wait_gone)
+    except ImagePullerError as exc:
+        if prepared is not None:
+            exc.result = {**prepared.result(), "changed": prepared.changed, **exc.result}
+        raise
     _warn(module, applied.warnings)
     result: dict[str, Any] = {
         "changed": applied.changed,
@@ -80,9 +105,21 @@ def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait
         "summary": readiness.summarize(applied.after or definition, []),
         "problems": [],
     }
+    diff = apply.make_diff(applied.before, applied.after)
+    if prepared is not None:
+        result.update(prepared.result())
+        result["changed"] = applied.changed or prepared.changed
+        # one diff per object, the DaemonSet last
+        diff = prepared.diffs() + [{**diff, "before_header": api.ref, "after_header": api.ref}]
     if module._diff:  # pylint: disable=protected-access
-        result["diff"] = apply.make_diff(applied.before, applied.after)
+        result["diff"] = diff
     if module.check_mode:
+        return result
+    restarted = prepared is not None and prepared.restarted
+    if wait and not applied.changed and not restarted and readiness.rollout_status(applied.after or {})[0]:
+        # nothing changed and the status says done (kubectl's rule): no pod is read, so a no-op costs the same on any
+        # cluster (wait=false is the way to ask for the pods node by node)
+        _warn_no_node(module, api, result, wait=wait)
         return result
 
     try:
@@ -97,9 +134,13 @@ def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait
         raise
     if seen is not None:
         result.update(result=_shown(seen.daemonset), summary=seen.state.summary, problems=seen.problems)
+    _warn_no_node(module, api, result, wait=wait)
+    return result
+
+
+def _warn_no_node(module: Any, api: DaemonSetApi, result: dict[str, Any], *, wait: bool) -> None:
     if wait and result["summary"]["desired"] == 0:
         module.warn(f"{api.ref} selects no node (desiredNumberScheduled is 0): check its nodeSelector, affinity and tolerations")
-    return result
 
 
 def _absent(module: Any, api: DaemonSetApi, *, wait: bool, remaining: Any) -> dict[str, Any]:

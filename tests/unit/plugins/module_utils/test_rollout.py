@@ -141,7 +141,7 @@ def test_a_rollout_that_never_finishes_fails_at_the_timeout_and_diagnoses_while_
     assert raised.value.msg == ("DaemonSet image-puller/kubernetes-image-puller: the rollout did not finish within 25s "
                                 "(2 of 3 updated pods available):\nno pod reports an error")
     assert api.watches == [5, 10, 10] and clock.now == 1025
-    assert api.listings == 3, "diagnosed when the status stood still, once per re-list interval, and at the timeout"
+    assert api.listings == 2, "diagnosed when the status stood still, then (no problem found) 20 s later: at the timeout"
     assert raised.value.result["summary"]["available"] == 2
 
 
@@ -261,3 +261,18 @@ def test_look_without_waiting_reads_pods_in_full_only_when_the_rollout_is_not_do
     seen = rollout.look(api)
     assert (api.tables, api.listings) == (tables, listings)
     assert seen.state.done is (tables == 1)
+
+
+def test_diagnoses_of_a_slow_healthy_rollout_come_less_and_less_often(clock):
+    api = ScriptedApi(clock, (MID_ROLLOUT, ALL_READY[:2]))
+    with pytest.raises(ImagePullerError):
+        rollout.wait_for_rollout(api, timeout=200, clock=clock)
+    # stalled at 5 s, then no problem found: 20, 40, 60, 60 s apart, and once at the timeout
+    assert api.listings == 6
+
+
+def test_diagnoses_stay_frequent_while_pods_report_problems(clock):
+    api = ScriptedApi(clock, (obj("daemonset"), ONE_FAILING))
+    with pytest.raises(ImagePullerError):
+        rollout.wait_for_rollout(api, timeout=300, grace=30, clock=clock)
+    assert api.listings == 4, "at 5, 15, 25 and 35 s: every RELIST_SECONDS while a pull fails"
