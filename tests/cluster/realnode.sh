@@ -333,7 +333,7 @@ cmd_down() {
   rm -rf "$dir"
   [ -z "$(node_pids)" ] || die "processes of $NODE_NAME are still running: $(node_pids | tr '\n' ' ')"
   ! grep -q " $dir/" /proc/mounts || die "mounts under $dir are left: $(grep " $dir/" /proc/mounts | awk '{print $2}' | tr '\n' ' ')"
-  local left; left=$(find /sys/fs/cgroup/*/"$cgroup_root" -maxdepth 0 -type d 2>/dev/null | head -3 | tr '\n' ' ')
+  local left; left=$(find /sys/fs/cgroup/*/"$cgroup_root" -maxdepth 0 -type d 2>/dev/null | head -3 | tr '\n' ' ' || true)
   [ -z "$left" ] || die "cgroups of $NODE_NAME are left (a process still runs in them?): $left"
   log "$NODE_NAME stopped; no process, mount or cgroup of it is left"
 }
