@@ -220,7 +220,10 @@ cmd_up() {
   log "starting $CLUSTER_NAME: Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION (state in $KIP_CLUSTER_DIR)"
   # Large clusters need kwokctl's QPS limits off (it also turns API priority and fairness off).
   local qps=(); [ "$CLUSTER_NODES" -lt 100 ] || qps=(--disable-qps-limits)
-  if ! kwokctl --config "$conf" create cluster --name "$CLUSTER_NAME" --wait 3m "${qps[@]}" >"$KIP_CLUSTER_DIR/create.log" 2>&1; then
+  # --kubeconfig "": kwokctl would otherwise add the cluster to $KUBECONFIG or ~/.kube/config (the
+  # user's own, or another local cluster's) and make it the current context; delete takes it out again.
+  if ! kwokctl --config "$conf" create cluster --name "$CLUSTER_NAME" --kubeconfig "" --wait 3m "${qps[@]}" \
+      >"$KIP_CLUSTER_DIR/create.log" 2>&1; then
     sed 's/^/  /' "$KIP_CLUSTER_DIR/create.log" >&2
     die "kwokctl create cluster failed (log above; component logs in $cluster_dir/logs)"
   fi
@@ -247,7 +250,7 @@ cmd_down() {
   # The real node first: its kubelet and pods need the API server to stop cleanly.
   realnode down
   if [ -d "$cluster_dir" ]; then
-    kwokctl delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true
+    kwokctl delete cluster --name "$CLUSTER_NAME" --kubeconfig "" >/dev/null 2>&1 || true
   fi
   local pids; pids=$(cluster_pids)
   if [ -n "$pids" ]; then

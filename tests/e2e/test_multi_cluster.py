@@ -68,8 +68,13 @@ def clusters():
             CLUSTER_REAL_NODES="0"), capture_output=True, text=True, check=False)
         if status.returncode == 0:
             running.add(name)
+    # kwokctl writes every cluster it creates into $KUBECONFIG (here the main cluster's) unless told not to
+    main_kubeconfig = Path(os.environ.get("KUBECONFIG") or Path.home() / ".kube" / "config")
+    before = main_kubeconfig.read_bytes() if main_kubeconfig.is_file() else None
     up = subprocess.run([str(CLUSTERS_SH), "up"], env=env, capture_output=True, text=True, check=False)
     assert up.returncode == 0, f"clusters.sh up failed:\n{up.stderr}"
+    assert (main_kubeconfig.read_bytes() if main_kubeconfig.is_file() else None) == before, \
+        f"starting the other clusters changed {main_kubeconfig}"
     found = dict(line.split(" ", 1) for line in up.stdout.splitlines() if " " in line)
     assert len(found) == 2 and all(Path(k).is_file() for k in found.values()), f"clusters.sh up printed {up.stdout!r}"
     yield found
