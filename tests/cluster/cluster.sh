@@ -118,6 +118,16 @@ componentsPatches:
     extraArgs:
       - key: enable-admission-plugins
         value: NodeRestriction
+  # One instance of each, so no leader election: on a loaded machine a late lease renewal made the
+  # scheduler exit ("Leaderelection lost") in the middle of a 1,001-node rollout, which then stalled.
+  - name: kube-scheduler
+    extraArgs:
+      - key: leader-elect
+        value: "false"
+  - name: kube-controller-manager
+    extraArgs:
+      - key: leader-elect
+        value: "false"
   # kwok manages only its own nodes (they carry this annotation), never the real node's pods.
   - name: kwok-controller
     extraArgs:
