@@ -28,7 +28,6 @@ description:
   - It fails that way before the timeout when, for 60 seconds, every updated pod that is not ready has failed to pull
     an image or to create a container and nothing else is wrong, since no waiting fixes that.
   - With O(state=absent) deletes the DaemonSet in the foreground and waits until its pods are gone.
-  - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 options:
   state:
     description:
