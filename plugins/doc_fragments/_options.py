@@ -22,6 +22,8 @@ attributes:
       - kip.image_puller.image_puller
 requirements:
   - kubernetes >= 24.2.0 (Python library)
+notes:
+  - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 """
 
     DEFINITION = r"""

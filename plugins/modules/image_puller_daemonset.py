@@ -35,7 +35,6 @@ description:
     created and a quota shortfall stop it before any write."
   - When nothing changed and the DaemonSet's status already says the rollout is done, the wait reads no pod, so a
     re-run costs the same on any number of nodes.
-  - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 options:
   state:
     description:

@@ -26,7 +26,8 @@ description:
     and why."
   - With O(node_images=true) also the node's own image list (C(status.images)) as a second source. The kubelet lists at
     most 50 images there, the largest first, so an image missing from a list of 50 may still be on the node.
-  - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
+extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
+  kip.image_puller._options, kip.image_puller._options.daemonset, kip.image_puller._options.wait_timeout]
 options:
   node_images:
     description:
@@ -35,8 +36,6 @@ options:
       - The node list is then read in full (images included), which costs more on large clusters.
     type: bool
     default: false
-extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
-  kip.image_puller._options, kip.image_puller._options.daemonset, kip.image_puller._options.wait_timeout]
 attributes:
   check_mode:
     support: full

@@ -19,7 +19,6 @@ description:
   - The labels are as true as the moment the module ran; they are brought up to date by the next run (for example the
     next deploy of the role with C(image_puller_label_cached_nodes=true)), not continuously.
   - With O(state=absent) takes the label off every node.
-  - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
   kip.image_puller._options, kip.image_puller._options.daemonset, kip.image_puller._options.wait_timeout]
 options:

@@ -37,7 +37,6 @@ description:
   - A quota that tracks C(cpu) or C(memory) requests or limits refuses pods whose containers set none; that is reported
     as a shortfall too.
   - Quantities are compared exactly, as fractions, never as floating point numbers.
-  - Connection options and their C(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s).
 options:
   fail_on_insufficient:
     description:
