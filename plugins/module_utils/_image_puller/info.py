@@ -211,7 +211,7 @@ def summary_from_status(daemonset: Mapping[str, Any]) -> dict[str, Any] | None:
     would say the same after reading every node and pod. A deploy that finds nothing to change ends with
     this, so its cost does not grow with the nodes. What only the nodes tell is None: nodes, fully_cached_nodes.
     """
-    done, _ = rollout_status(daemonset)
+    done = rollout_status(daemonset)[0]
     status = daemonset.get("status") or {}
     # OnDelete: done without replacing the pods, which may still run the previous template's images
     if not done or (status.get("updatedNumberScheduled") or 0) < (status.get("desiredNumberScheduled") or 0):

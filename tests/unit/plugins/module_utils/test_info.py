@@ -239,7 +239,7 @@ def test_a_complete_status_says_what_reading_every_node_and_pod_says():
     ],
 )
 def test_an_incomplete_status_says_nothing(changes):
-    daemonset, _ = complete_rollout()
+    daemonset = complete_rollout()[0]
     for path, value in changes.items():
         set_path(daemonset, path, value)
     assert info.summary_from_status(daemonset) is None
