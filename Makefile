@@ -71,20 +71,8 @@ unit: venv ## pytest unit tests of the pure logic
 	@rc=0; $(BIN)/pytest -q -m 'not cluster' tests/unit || rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo 'error: no tests collected' >&2; exit 1; fi; exit $$rc
 
-# The image GC test waits for the kubelet's 5-minute GC rounds, so it runs in a second pytest beside
-# the others, when the whole suite runs and the real node's kubelet has a maximum image age.
 e2e: venv ## pytest against the local cluster (with the image GC test beside it when the kubelet has a max image age)
-	@gc=; if [ "$(E2E)" = tests/e2e ]; then \
-	  age=$$($(CLUSTER) real-node-env 2>/dev/null | sed -n 's/^IMAGE_MAX_AGE=//p'); \
-	  if [ -n "$$age" ] && [ "$$age" != 0s ]; then gc=$$(mktemp); \
-	    ( rc=0; $(LOCAL_ENV) $(BIN)/pytest -q -s -p no:cacheprovider -m gc tests/e2e/test_real_node.py \
-	        >"$$gc" 2>&1 || rc=$$?; echo "exit $$rc" >>"$$gc" ) & \
-	  else echo "note: the image GC test is left out: the real node's kubelet has no maximum image age" \
-	    "(make test sets REAL_NODE_IMAGE_MAX_AGE=30s; or run make e2e-gc)"; fi; fi; \
-	rc=0; $(LOCAL_ENV) $(BIN)/pytest -q -m 'cluster and not gc' $(E2E) || rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo 'error: no tests collected' >&2; rc=1; fi; \
-	if [ -n "$$gc" ]; then wait; echo "--- image GC test (ran beside the others):"; cat "$$gc"; \
-	  tail -1 "$$gc" | grep -qx 'exit 0' || rc=1; rm -f "$$gc"; fi; exit $$rc
+	$(LOCAL_ENV) PYTEST=$(BIN)/pytest tests/tools/e2e.sh $(E2E)
 
 e2e-gc: venv ## the real node's image GC test alone (5-13 minutes: the kubelet collects every 5)
 	REAL_NODE_IMAGE_MAX_AGE=30s $(CLUSTER) up >/dev/null

@@ -294,21 +294,25 @@ cmd_status() {
 
 # kwokctl's binary runtime runs each component as a plain process whose command line names the
 # cluster's directory. An API server restart: kill kube-apiserver, later start the same command line.
-# Components that give up while it is away (kube-controller-manager and kube-scheduler exit when
-# they cannot renew their leader lease) are started again too, as a node's supervisor would.
+# The other components are started afresh with it. Without leader election they would live on, but
+# their watches come back only after client-go's back-off (up to 30 s): a namespace created just
+# after the restart waited that long for its default ServiceAccount.
 COMPONENTS="kube-apiserver kube-controller-manager kube-scheduler kwok-controller"
 
 component_pid() {
   local pid
   for pid in $(pgrep -f -- "$1.*$KWOK_WORKDIR" 2>/dev/null || true); do
-    if [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)")" = "$1" ]; then echo "$pid"; fi
+    # argv[0], not /proc/<pid>/exe: kwok-controller is a link to the kwok binary
+    if [ "$(basename "$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -1)")" = "$1" ]; then echo "$pid"; fi
   done
 }
 
 start_component() {
-  local name=$1 saved=$cluster_dir/saved/$1
+  local name=$1 saved=$cluster_dir/saved/$1 cwd
   local -a argv; mapfile -d '' -t argv < "$saved.cmdline"
-  (cd "$(cat "$saved.cwd")" && exec setsid "${argv[@]}" >>"$cluster_dir/logs/$name.log" 2>&1 </dev/null) &
+  # read here, not in the background: the caller removes the saved files next
+  cwd=$(cat "$saved.cwd")
+  (cd "$cwd" && exec setsid "${argv[@]}" >>"$cluster_dir/logs/$name.log" 2>&1 </dev/null) &
 }
 
 cmd_apiserver_stop() {
@@ -338,9 +342,16 @@ cmd_apiserver_start() {
     [ $((tries -= 1)) -gt 0 ] || die "kube-apiserver did not answer within 60 s; see $cluster_dir/logs/kube-apiserver.log"
     sleep 0.2
   done
-  local name restarted=""
+  local name pid restarted=""
   for name in $COMPONENTS; do
-    if [ "$name" != kube-apiserver ] && [ -f "$cluster_dir/saved/$name.cmdline" ] && [ -z "$(component_pid "$name")" ]; then
+    if [ "$name" != kube-apiserver ] && [ -f "$cluster_dir/saved/$name.cmdline" ]; then
+      pid=$(component_pid "$name")
+      if [ -n "$pid" ]; then
+        kill "$pid" 2>/dev/null || true
+        tries=50
+        while [ -d "/proc/$pid" ] && [ $((tries -= 1)) -gt 0 ]; do sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+      fi
       start_component "$name"
       restarted="$restarted $name"
     fi

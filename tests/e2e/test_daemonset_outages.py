@@ -25,7 +25,7 @@ from conftest import CLUSTER_SH
 from support import wait_for
 from test_daemonset_module import NAME, daemonset
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.outage]
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 # Long enough that the rollout is still open when the API server goes away, short enough for a test.
