@@ -22,7 +22,7 @@ from typing import Any
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import objects as objs
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader, preflight
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import preflight
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import failure_message
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 
@@ -81,7 +81,7 @@ def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: d
 
     if params.get("quota_check"):
         # a re-run that changes no pod template reads no node and no pod
-        prepared.quota = preflight(ClusterReader(client, retrier=retrier), definition, skip_unchanged=True)
+        prepared.quota = preflight(api, definition, skip_unchanged=True)
         if not prepared.quota["fits"]:
             raise ImagePullerError(failure_message(prepared.quota), **prepared.result())
 

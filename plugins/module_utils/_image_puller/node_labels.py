@@ -14,16 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import info_runner
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect_within
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import NODE_LABEL_VALUE, node_label_key
-
-try:
-    from kubernetes.dynamic.exceptions import DynamicApiError
-except ImportError:  # the client is checked for by AnsibleK8SModule
-    DynamicApiError = Exception
-
-MERGE_PATCH = "application/merge-patch+json"
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect_within
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.objects import ObjectApi
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import FIELD_MANAGER, NODE_LABEL_VALUE, node_label_key
 
 
 def label_changes(current: dict[str, str], wanted: set[str]) -> tuple[list[str], list[str]]:
@@ -33,24 +26,12 @@ def label_changes(current: dict[str, str], wanted: set[str]) -> tuple[list[str],
     return add, remove
 
 
-def _patch(reader: ClusterReader, node: str, key: str, value: str | None, *, dry_run: bool) -> None:
-    resource = reader.resource("Node", "v1")
-    body = {"metadata": {"labels": {key: value}}}
-    extra = {"dry_run": "All"} if dry_run else {}
-    try:
-        reader.retrier.call(f"could not label node {node}", lambda: reader.dynamic.patch(
-            resource, name=node, body=body, content_type=MERGE_PATCH, **extra))
-    except DynamicApiError as exc:
-        verb = "set" if value else "remove"
-        raise api_error(exc, f"{verb} label {key} on node {node}") from exc
-
-
 def run(module: Any) -> dict[str, Any]:
     """The image_puller_node_labels module."""
     params = module.params
     key = params["label"] or node_label_key(params["name"])
     client, retrier = connect_within(module)
-    reader = ClusterReader(client, retrier=retrier)
+    reader = ObjectApi(client, field_manager=FIELD_MANAGER, retrier=retrier)
     current = {(node.get("metadata") or {}).get("name"): ((node.get("metadata") or {}).get("labels") or {}).get(key)
                for node in reader.items("Node", "v1", label_selector=key)}
     result: dict[str, Any] = {"label": key, "summary": None}
@@ -60,10 +41,12 @@ def run(module: Any) -> dict[str, Any]:
         result["summary"] = report["summary"]
         wanted = set(report["summary"]["fully_cached_nodes"])
     add, remove = label_changes(current, wanted)
-    for node in add:
-        _patch(reader, node, key, NODE_LABEL_VALUE, dry_run=module.check_mode)
-    for node in remove:
-        _patch(reader, node, key, None, dry_run=module.check_mode)
+    nodes = reader.resource_of({"apiVersion": "v1", "kind": "Node"}) if add or remove else None
+    # check mode: the client is a dry-run one, so each patch is a server-side dry run
+    for node, value in [(node, NODE_LABEL_VALUE) for node in add] + [(node, None) for node in remove]:
+        reader.merge_patch(nodes, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}},
+                           {"metadata": {"labels": {key: value}}}, field_manager=FIELD_MANAGER,
+                           action=f"{'set' if value else 'remove'} label {key}")
     result.update(changed=bool(add or remove), labelled=add, unlabelled=remove,
                   nodes=sorted((set(current) | set(add)) - set(remove)))
     if module._diff:  # pylint: disable=protected-access

@@ -21,18 +21,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.apply import make_diff, has_changed
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, api_status
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 
 try:
-    from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
-except ImportError:  # the client is checked for by AnsibleK8SModule; these stand-ins are never raised
-    class DynamicApiError(Exception):  # type: ignore[no-redef]
-        """Stand-in when the kubernetes client is missing."""
-
-    class ResourceNotFoundError(Exception):  # type: ignore[no-redef]
-        """Stand-in when the kubernetes client is missing."""
+    from kubernetes.dynamic.exceptions import DynamicApiError
+except ImportError:  # the client is checked for by AnsibleK8SModule
+    DynamicApiError = Exception
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 POD_SECURITY_PREFIX = "pod-security.kubernetes.io/"
@@ -134,61 +131,54 @@ class Outcome:
         return {**make_diff(self.before, self.after), "before_header": ref(self.obj), "after_header": ref(self.obj)}
 
 
-class ObjectApi:
-    """get and server-side apply of any object the cluster serves, retried through outages like DaemonSetApi."""
+class ObjectApi(ClusterReader):
+    """ClusterReader's reads (discovery, get), plus the server-side apply and merge patch of any object.
+
+    Retried through outages by the same retrier; API errors become errors.ApiError (client.api_error).
+    """
 
     def __init__(self, client: Any, *, field_manager: str, retrier: Retrier) -> None:
-        self._client = client
-        self._dynamic = client.client
+        super().__init__(client, retrier=retrier)
         self.field_manager = field_manager
         self.dry_run = bool(getattr(client, "dry_run", False))
-        self.retrier = retrier
 
-    def resource(self, obj: Mapping[str, Any]) -> Any:
-        kind, api_version = obj["kind"], obj["apiVersion"]
-        try:
-            return self.retrier.call(f"could not discover {kind} ({api_version})", lambda: self._client.resource(kind, api_version))
-        except ResourceNotFoundError as exc:
-            raise ImagePullerError(f"{ref(obj)}: the cluster serves no {kind} in {api_version}") from exc
-        except DynamicApiError as exc:
-            raise api_error(exc, f"discover {kind} ({api_version})") from exc
+    def _dry_run(self) -> dict[str, str]:
+        return {"dry_run": "All"} if self.dry_run else {}
 
-    def get(self, resource: Any, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    def resource_of(self, obj: Mapping[str, Any]) -> Any:
+        """The API resource of the object; an error naming it when the cluster does not serve its kind."""
+        resource = self.resource(obj["kind"], obj["apiVersion"])
+        if resource is None:
+            raise ImagePullerError(f"{ref(obj)}: the cluster serves no {obj['kind']} in {obj['apiVersion']}")
+        return resource
+
+    def read(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The live object, or None when there is none."""
         metadata = obj["metadata"]
-        try:
-            response = self.retrier.call(f"{ref(obj)}: could not read it", lambda: self._dynamic.get(
-                resource, name=metadata["name"], namespace=metadata.get("namespace"), serialize=False))
-        except DynamicApiError as exc:
-            if api_status(exc) == 404:
-                return None
-            raise api_error(exc, "read it", subject=ref(obj)) from exc
-        return json.loads(response.data)
+        return self.get(obj["kind"], obj["apiVersion"], metadata["name"], namespace=metadata.get("namespace"))
 
     def apply(self, resource: Any, obj: Mapping[str, Any]) -> dict[str, Any]:
-        options = {"dry_run": "All"} if self.dry_run else {}
         try:
-            response = self.retrier.call(f"{ref(obj)}: could not apply it", lambda: self._dynamic.server_side_apply(
+            response = self.retrier.call(f"{ref(obj)}: could not apply it", lambda: self.dynamic.server_side_apply(
                 resource, body=dict(obj), namespace=(obj.get("metadata") or {}).get("namespace"), field_manager=self.field_manager,
-                force_conflicts=True, serialize=False, **options))
+                force_conflicts=True, serialize=False, **self._dry_run()))
         except DynamicApiError as exc:
             raise api_error(exc, "apply it (server-side apply)", subject=ref(obj)) from exc
         return json.loads(response.data)
 
     def merge_patch(self, resource: Any, obj: Mapping[str, Any], patch: dict[str, Any], *, field_manager: str, action: str) -> None:
         metadata = obj["metadata"]
-        options = {"dry_run": "All"} if self.dry_run else {}
         try:
-            self.retrier.call(f"{ref(obj)}: could not {action}", lambda: self._dynamic.patch(
+            self.retrier.call(f"{ref(obj)}: could not {action}", lambda: self.dynamic.patch(
                 resource, body=patch, name=metadata["name"], namespace=metadata.get("namespace"),
-                content_type="application/merge-patch+json", field_manager=field_manager, **options))
+                content_type="application/merge-patch+json", field_manager=field_manager, **self._dry_run()))
         except DynamicApiError as exc:
             raise api_error(exc, action, subject=ref(obj)) from exc
 
 
 def read_namespace(api: ObjectApi, definition: Mapping[str, Any]) -> dict[str, Any] | None:
     """The live namespace the definition names, or None when there is none."""
-    obj = {"apiVersion": "v1", "kind": "Namespace", **dict(definition)}
-    return api.get(api.resource(obj), obj)
+    return api.read({"apiVersion": "v1", "kind": "Namespace", **dict(definition)})
 
 
 def apply_namespace(api: ObjectApi, definition: Mapping[str, Any], live: dict[str, Any] | None) -> Outcome:
@@ -196,7 +186,7 @@ def apply_namespace(api: ObjectApi, definition: Mapping[str, Any], live: dict[st
     body, action = namespace_body(definition, live)
     if body is None:
         return Outcome(obj=dict(definition, kind="Namespace"), action=UNCHANGED, before=live, after=live)
-    after = api.apply(api.resource(body), body)
+    after = api.apply(api.resource_of(body), body)
     return Outcome(obj=body, action=action, before=live, after=after)
 
 
@@ -209,7 +199,7 @@ def apply_objects(api: ObjectApi, objects: list[dict[str, Any]], *, namespace: s
     On a failure, outcomes holds what was applied before it.
     """
     for obj in objects:
-        resource = api.resource(obj)
+        resource = api.resource_of(obj)
         if getattr(resource, "namespaced", False):
             obj.setdefault("metadata", {}).setdefault("namespace", namespace)
         else:
@@ -217,7 +207,7 @@ def apply_objects(api: ObjectApi, objects: list[dict[str, Any]], *, namespace: s
         if namespace_pending and obj["metadata"].get("namespace"):
             outcomes.append(Outcome(obj=obj, action=WOULD_CREATE, before=None, after=obj))
             continue
-        before = api.get(resource, obj)
+        before = api.read(obj)
         after = api.apply(resource, obj)
         outcomes.append(Outcome(obj=obj, action=CREATED if before is None else UPDATED, before=before, after=after))
     return outcomes
@@ -235,9 +225,8 @@ def restart_patch(now: str) -> dict[str, Any]:
 
 def restart_daemonset(api: ObjectApi, definition: Mapping[str, Any], now: str) -> bool:
     """Roll every pod of the existing DaemonSet now (a merge patch); False when there is no DaemonSet yet."""
-    resource = api.resource(definition)
-    if api.get(resource, definition) is None:
+    if api.read(definition) is None:
         # a DaemonSet created by this run starts new pods, which pull every image anyway
         return False
-    api.merge_patch(resource, definition, restart_patch(now), field_manager=RESTART_FIELD_MANAGER, action="restart its pods")
+    api.merge_patch(api.resource_of(definition), definition, restart_patch(now), field_manager=RESTART_FIELD_MANAGER, action="restart its pods")
     return True
