@@ -294,9 +294,10 @@ cmd_status() {
 
 # kwokctl's binary runtime runs each component as a plain process whose command line names the
 # cluster's directory. An API server restart: kill kube-apiserver, later start the same command line.
-# The other components are started afresh with it. Without leader election they would live on, but
-# their watches come back only after client-go's back-off (up to 30 s): a namespace created just
-# after the restart waited that long for its default ServiceAccount.
+# The controller-manager and the scheduler are started afresh with it. Without leader election they
+# would live on, but their watches come back only after client-go's back-off (up to 30 s): a
+# namespace created just after the restart waited that long for its default ServiceAccount.
+# kwok-controller is started again only if it died (a restarted one left the pods unavailable).
 COMPONENTS="kube-apiserver kube-controller-manager kube-scheduler kwok-controller"
 
 component_pid() {
@@ -346,6 +347,8 @@ cmd_apiserver_start() {
   for name in $COMPONENTS; do
     if [ "$name" != kube-apiserver ] && [ -f "$cluster_dir/saved/$name.cmdline" ]; then
       pid=$(component_pid "$name")
+      # kwok keeps its own state of the fake nodes and pods: started again only if it died
+      if [ -n "$pid" ] && [ "$name" = kwok-controller ]; then continue; fi
       if [ -n "$pid" ]; then
         kill "$pid" 2>/dev/null || true
         tries=50
