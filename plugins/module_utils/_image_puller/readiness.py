@@ -13,6 +13,7 @@ daemonset_ready is weaker: it never looks at numberAvailable.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -169,6 +170,26 @@ def pod_rows(table: Mapping[str, Any]) -> list[dict[str, Any]]:
             "total": int(total) if total.isdigit() else 0,
         })
     return rows
+
+
+# What kubectl's STATUS column shows for a pod on its way up: nothing there for a diagnosis to explain.
+# Anything else (ErrImagePull, ImagePullBackOff, Init:ImagePullBackOff, CrashLoopBackOff,
+# CreateContainerConfigError, Error, Evicted, ...) is a reason the kubelet or the node gave.
+QUIET_ROW_STATUSES = frozenset({"Running", "Pending", "ContainerCreating", "PodInitializing", "Terminating", "Completed"})
+_INIT_PROGRESS = re.compile(r"Init:[0-9]+/[0-9]+")
+
+
+def row_shows_problem(row: Mapping[str, Any]) -> bool:
+    """Whether a pod's Table row shows something a diagnosis should read the pod for.
+
+    A pod that is only on its way (Pending on a node, ContainerCreating, Init:0/1,
+    Running with containers not ready yet) does not; a reason from the kubelet
+    does, and so does a pod no node was found for (Pending without a node).
+    """
+    status = str(row.get("status") or "")
+    if status == "Pending":
+        return row.get("node") is None
+    return status not in QUIET_ROW_STATUSES and not _INIT_PROGRESS.fullmatch(status)
 
 
 def _row_ready(row: Mapping[str, Any]) -> bool:

@@ -13,12 +13,14 @@ only when they can change the verdict, and then cheaply or rarely:
 - when the status says done, the pods of the current template are confirmed
   ready from a server-side Table (name, ready count, status, node per pod:
   a few dozen bytes whatever the number of containers);
-- when the status has not moved for STALL_SECONDS, the pods and events are
-  listed for the diagnosis (image x node x reason), at most once per
+- when the status has not moved for STALL_SECONDS, the diagnosis (image x
+  node x reason) looks at the same Table first, and lists the pods in full only
+  when a row shows a reason (ImagePullBackOff, an unschedulable pod, ...): a
+  slow but healthy rollout of 1,000 pods x 50 containers costs rows of a few
+  dozen bytes, not 64 MB of pod objects. It looks at most once per
   RELIST_SECONDS while it stays still and pods report problems, half as often
-  after each look that found none (up to every MAX_DIAGNOSIS_SECONDS: a slow
-  but healthy rollout of 1,000 pods x 50 containers is not listed in full every
-  few seconds), and once more when time is up.
+  after each look that found none (up to every MAX_DIAGNOSIS_SECONDS), and
+  lists in full once more when time is up, so the failure names what it can.
 
 A watch that ends or breaks (the API server restarting, 410 Gone) is followed
 by reading the DaemonSet again; the calls retry through outages (retry.py).
@@ -183,13 +185,25 @@ class _Waiter:
             due.append(self.hopeless_since + self.grace - now)
         return max(1.0, min(due))
 
+    def glance(self, daemonset: dict[str, Any]) -> Rollout | None:
+        """The rollout from the pod Table of the current template, when no row shows a problem (None: one does)."""
+        rows = readiness.pod_rows(self.api.pod_table(readiness.updated_selector(daemonset)))
+        if any(readiness.row_shows_problem(row) for row in rows):
+            return None
+        state = readiness.confirm(daemonset, rows)
+        # no pod to explain; the controller may still be refused pods (FailedCreate)
+        problems = [] if state.done else diagnosis.creation_problems(daemonset, self.api.list_events(), since=self.since)
+        return Rollout(daemonset=daemonset, state=state, problems=problems)
+
     def diagnose(self, daemonset: dict[str, Any], now: float) -> Rollout:
-        pods = self.api.list_pods(kube.selector_string((daemonset.get("spec") or {}).get("selector")))[0]
-        state = readiness.evaluate(daemonset, pods)
-        problems = [] if state.done else diagnosis.diagnose(daemonset, pods, self.api.list_events(), since=self.since)
-        seen = Rollout(daemonset=daemonset, state=state, problems=problems)
+        seen = self.glance(daemonset) if now < self.deadline else None
+        if seen is None:
+            pods = self.api.list_pods(kube.selector_string((daemonset.get("spec") or {}).get("selector")))[0]
+            state = readiness.evaluate(daemonset, pods)
+            problems = [] if state.done else diagnosis.diagnose(daemonset, pods, self.api.list_events(), since=self.since)
+            seen = Rollout(daemonset=daemonset, state=state, problems=problems)
         self.diagnosed_at = now
-        self.diagnosis_every = RELIST_SECONDS if problems else min(MAX_DIAGNOSIS_SECONDS, self.diagnosis_every * 2)
+        self.diagnosis_every = RELIST_SECONDS if seen.problems else min(MAX_DIAGNOSIS_SECONDS, self.diagnosis_every * 2)
         if is_hopeless(seen):
             self.hopeless_since = now if self.hopeless_since is None else self.hopeless_since
         else:

@@ -169,3 +169,28 @@ def test_pod_rows_read_the_columns_by_name_and_an_unscheduled_pod_has_no_node():
 )
 def test_updated_selector(changes, selector):
     assert readiness.updated_selector(obj("daemonset", **changes)) == selector
+
+
+@pytest.mark.parametrize(
+    ("status", "node", "problem"),
+    [
+        ("Running", "n1", False),
+        ("ContainerCreating", "n1", False),
+        ("PodInitializing", "n1", False),
+        ("Init:0/1", "n1", False),
+        ("Terminating", "n1", False),
+        ("Pending", "n1", False),
+        ("Pending", None, True),  # no node found for it: the diagnosis says why
+        ("ErrImagePull", "n1", True),
+        ("ImagePullBackOff", "n1", True),
+        ("Init:ImagePullBackOff", "n1", True),
+        ("Init:Error", "n1", True),
+        ("CrashLoopBackOff", "n1", True),
+        ("CreateContainerConfigError", "n1", True),
+        ("InvalidImageName", "n1", True),
+        ("Evicted", "n1", True),
+        ("", "n1", True),
+    ],
+)
+def test_row_shows_problem(status, node, problem):
+    assert readiness.row_shows_problem({"pod": "p", "node": node, "status": status, "ready": 0, "total": 3}) is problem

@@ -42,6 +42,14 @@ class Clock:
 SELECTOR = "app.kubernetes.io/instance=kubernetes-image-puller,app.kubernetes.io/name=kubernetes-image-puller"
 
 
+def status_column(pod):
+    """kubectl's STATUS: the phase, unless a container waits for a reason (the first container's, as kubectl walks them backwards)."""
+    status = pod["status"].get("phase")
+    for container in reversed((pod.get("status") or {}).get("containerStatuses") or []):
+        status = ((container.get("state") or {}).get("waiting") or {}).get("reason") or status
+    return status
+
+
 def table_of(pods):
     """The server-side Table the API server renders for these pods (the columns kubectl prints)."""
     columns = [{"name": name} for name in ("Name", "Ready", "Status", "Restarts", "Age", "IP", "Node")]
@@ -50,7 +58,7 @@ def table_of(pods):
         statuses = (pod.get("status") or {}).get("containerStatuses") or []
         ready = sum(1 for status in statuses if status.get("ready"))
         total = len(pod["spec"]["containers"])
-        rows.append({"cells": [pod["metadata"]["name"], f"{ready}/{total}", pod["status"].get("phase"), 0, "1m", "", pod["spec"].get("nodeName")]})
+        rows.append({"cells": [pod["metadata"]["name"], f"{ready}/{total}", status_column(pod), 0, "1m", "", pod["spec"].get("nodeName")]})
     return {"kind": "Table", "columnDefinitions": columns, "rows": rows}
 
 
@@ -141,7 +149,8 @@ def test_a_rollout_that_never_finishes_fails_at_the_timeout_and_diagnoses_while_
     assert raised.value.msg == ("DaemonSet image-puller/kubernetes-image-puller: the rollout did not finish within 25s "
                                 "(2 of 3 updated pods available):\nno pod reports an error")
     assert api.watches == [5, 10, 10] and clock.now == 1025
-    assert api.listings == 2, "diagnosed when the status stood still, then (no problem found) 20 s later: at the timeout"
+    assert (api.tables, api.listings) == (1, 1), (
+        "diagnosed from the table when the status stood still (no row shows a problem), then in full at the timeout")
     assert raised.value.result["summary"]["available"] == 2
 
 
@@ -267,8 +276,8 @@ def test_diagnoses_of_a_slow_healthy_rollout_come_less_and_less_often(clock):
     api = ScriptedApi(clock, (MID_ROLLOUT, ALL_READY[:2]))
     with pytest.raises(ImagePullerError):
         rollout.wait_for_rollout(api, timeout=200, clock=clock)
-    # stalled at 5 s, then no problem found: 20, 40, 60, 60 s apart, and once at the timeout
-    assert api.listings == 6
+    # stalled at 5 s, then no problem found: 20, 40, 60, 60 s apart from the pod table, and in full once at the timeout
+    assert (api.tables, api.listings) == (5, 1)
 
 
 def test_diagnoses_stay_frequent_while_pods_report_problems(clock):
@@ -276,3 +285,11 @@ def test_diagnoses_stay_frequent_while_pods_report_problems(clock):
     with pytest.raises(ImagePullerError):
         rollout.wait_for_rollout(api, timeout=300, grace=30, clock=clock)
     assert api.listings == 4, "at 5, 15, 25 and 35 s: every RELIST_SECONDS while a pull fails"
+    assert api.tables == 4, "each diagnosis looked at the table first, and its ImagePullBackOff row led to the full listing"
+
+
+def test_a_pod_still_pulling_is_diagnosed_from_the_table_alone(clock):
+    api = ScriptedApi(clock, (MID_ROLLOUT, [ready_pod("kwok-node-0"), ready_pod("kwok-node-1"), STILL_CREATING]))
+    with pytest.raises(ImagePullerError):
+        rollout.wait_for_rollout(api, timeout=30, clock=clock)
+    assert (api.tables, api.listings) == (2, 1), "ContainerCreating is progress: the pods were read in full only at the timeout"
