@@ -202,6 +202,23 @@ def test_an_image_that_cannot_be_pulled_fails_early_naming_image_node_and_reason
     assert failed["changed"] is True and failed["summary"]["desired"] == len(plain_nodes)
 
 
+def test_going_back_to_the_previous_images_finishes_with_the_pods_that_kept_them(module, restricted, kubectl, plain_nodes):
+    """The DaemonSet controller keeps pods whose template is current again (by revision hash, whatever their generation)."""
+    good = daemonset(restricted, "registry.example/java:17")
+    assert not module(definition=good).failed
+    broken = module(definition=daemonset(restricted, "registry.example/java:17", "registry.example/app:pull-fails"), wait=False)
+    assert not broken.failed, broken["msg"]
+    wait_for(lambda: [pod for pod in pods_of(kubectl, restricted) if len(pod["spec"]["containers"]) == 2], timeout=60, interval=1,
+             what="the rolling update to put a pod with the image that cannot be pulled on a node")
+
+    back = module(definition=good, wait_timeout=120)
+    assert not back.failed, back["msg"]
+    assert [(node["node"], node["ready"], node["updated"]) for node in back["summary"]["nodes"]] == [(n, True, True) for n in plain_nodes]
+    generations = sorted(pod["metadata"]["labels"]["pod-template-generation"] for pod in pods_of(kubectl, restricted)
+                         if not pod["metadata"].get("deletionTimestamp"))
+    assert "1" in generations and "3" in generations, f"pods of the first generation were kept, one made anew: {generations}"
+
+
 def test_a_timeout_fails_with_the_problems_found(module, restricted):
     failed = module(definition=daemonset(restricted, "registry.example/app:pull-fails"), wait_timeout=15)
     assert failed.failed

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, api_status
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_string
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import current_revision_hash
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import FIELD_MANAGER
 
@@ -44,6 +46,7 @@ class DaemonSetApi:
         self.namespace = namespace
         self.name = name
         self.dry_run = bool(getattr(client, "dry_run", False))
+        self._client = client
         self._dynamic = client.client
         # without a retrier (deadline now) a transient failure fails at once
         self.retrier = retrier or Retrier(deadline=0.0, clock=lambda: 0.0)
@@ -121,6 +124,23 @@ class DaemonSetApi:
         path = f"{self._pods.path(namespace=self.namespace)}?{query}"
         return self._call(f"list its pods ({selector})", lambda: json.loads(self._dynamic.request(
             "get", path, header_params={"Accept": TABLE_ACCEPT}, serialize=False).data))
+
+    def revision_hash(self, daemonset: dict[str, Any]) -> str | None:
+        """The template hash of the DaemonSet's current ControllerRevision (readiness.current_revision_hash).
+
+        None when the deployer may not list ControllerRevisions: the pods are then
+        matched by template generation alone.
+        """
+        selector = selector_string((daemonset.get("spec") or {}).get("selector"))
+        try:
+            revisions = self._call("find the ControllerRevision API", lambda: self._client.resource("ControllerRevision", "apps/v1"))
+            listing = self._call(f"list its ControllerRevisions ({selector})", lambda: json.loads(self._dynamic.get(
+                revisions, namespace=self.namespace, label_selector=selector, serialize=False).data))
+        except ApiError as exc:
+            if exc.forbidden or exc.not_found:
+                return None
+            raise
+        return current_revision_hash(daemonset, listing.get("items") or [])
 
     def list_events(self) -> list[dict[str, Any]]:
         """The events about the DaemonSet (the controller's FailedCreate, for instance)."""

@@ -109,10 +109,11 @@ def _listed(entry: Mapping[str, Any], names: set[str]) -> bool:
 
 
 def report(daemonset: Mapping[str, Any] | None, nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]],
-           *, node_images: bool = False) -> dict[str, Any]:
+           *, node_images: bool = False, revision_hash: str | None = None) -> dict[str, Any]:
     """Per node: eligible or why not, its pod, ready, up to date, and per image its state; nodes by name.
 
     nodes are Node dicts (only name, labels, taints and, with node_images, status.images are read).
+    revision_hash: the current ControllerRevision's (readiness.pod_is_updated).
     """
     if daemonset is None:
         return {"exists": False, "images": [], "nodes": []}
@@ -126,7 +127,7 @@ def report(daemonset: Mapping[str, Any] | None, nodes: Iterable[Mapping[str, Any
     for node in sorted(nodes, key=name_of):
         info = NodeInfo.from_node(dict(node))
         why_not = exclusion_reason(pod_spec, info, tolerations=tolerations, terms=terms)
-        entry = _node_entry(daemonset, containers, info.name, pods_by_node.pop(info.name, []), why_not)
+        entry = _node_entry(daemonset, containers, info.name, pods_by_node.pop(info.name, []), why_not, revision_hash)
         if node_images:
             names = _node_image_names(node)
             entry["node_images_truncated"] = len((node.get("status") or {}).get("images") or []) >= NODE_STATUS_MAX_IMAGES
@@ -135,22 +136,22 @@ def report(daemonset: Mapping[str, Any] | None, nodes: Iterable[Mapping[str, Any
         entries.append(entry)
     for node_name, stray in sorted(pods_by_node.items(), key=lambda item: item[0] or ""):
         # pods for a node that is gone, or for none at all
-        entries.append(_node_entry(daemonset, containers, node_name, stray, "the node does not exist"))
+        entries.append(_node_entry(daemonset, containers, node_name, stray, "the node does not exist", revision_hash))
     return {"exists": True, "images": [{"container": c.get("name"), "image": c.get("image")} for c in containers],
             "nodes": entries}
 
 
 def _node_entry(daemonset: Mapping[str, Any], containers: list[Mapping[str, Any]], node: str | None,
-                pods: list[Mapping[str, Any]], why_not: str | None) -> dict[str, Any]:
+                pods: list[Mapping[str, Any]], why_not: str | None, revision_hash: str | None) -> dict[str, Any]:
     # with several pods on one node (a rolling update), the up-to-date one speaks for it
-    pods = sorted(pods, key=lambda pod: (not pod_is_updated(pod, daemonset), name_of(pod)))
+    pods = sorted(pods, key=lambda pod: (not pod_is_updated(pod, daemonset, revision_hash), name_of(pod)))
     pod = pods[0] if pods else None
     entry: dict[str, Any] = {
         "node": node, "eligible": why_not is None, "not_eligible_because": why_not,
         "pod": name_of(pod) if pod else None,
         "phase": (pod.get("status") or {}).get("phase") if pod else None,
         "ready": pod_is_ready(pod) if pod else False,
-        "updated": pod_is_updated(pod, daemonset) if pod else False,
+        "updated": pod_is_updated(pod, daemonset, revision_hash) if pod else False,
     }
     statuses = {s.get("name"): s for s in ((pod or {}).get("status") or {}).get("containerStatuses") or []}
     pod_images = {c.get("name"): c.get("image") for c in ((pod or {}).get("spec") or {}).get("containers") or []}

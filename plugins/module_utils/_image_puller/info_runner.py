@@ -15,8 +15,10 @@ from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import info
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect_within
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_string
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import current_revision_hash
 
 
 def _small_node(node: dict[str, Any], *, images: bool) -> dict[str, Any]:
@@ -28,6 +30,17 @@ def _small_node(node: dict[str, Any], *, images: bool) -> dict[str, Any]:
     return small
 
 
+def _revision_hash(reader: ClusterReader, daemonset: dict[str, Any], *, namespace: str, selector: str) -> str | None:
+    """readiness.current_revision_hash from the DaemonSet's ControllerRevisions; None when they may not be listed."""
+    try:
+        revisions = list(reader.items("ControllerRevision", "apps/v1", namespace=namespace, label_selector=selector or None))
+    except ApiError as exc:
+        if not exc.forbidden:
+            raise
+        return None
+    return current_revision_hash(daemonset, revisions)
+
+
 def read(reader: ClusterReader, *, name: str, namespace: str, node_images: bool = False) -> dict[str, Any]:
     """The report (info.report) with its summary (info.summarize) for DaemonSet namespace/name."""
     daemonset = reader.get("DaemonSet", "apps/v1", name, namespace=namespace)
@@ -37,7 +50,8 @@ def read(reader: ClusterReader, *, name: str, namespace: str, node_images: bool 
         selector = selector_string((daemonset.get("spec") or {}).get("selector"), what=f"spec.selector of DaemonSet {namespace}/{name}")
         nodes = [_small_node(node, images=node_images) for node in reader.items("Node", "v1")]
         pods = list(reader.items("Pod", "v1", namespace=namespace, label_selector=selector or None))
-        result = info.report(daemonset, nodes, pods, node_images=node_images)
+        result = info.report(daemonset, nodes, pods, node_images=node_images,
+                             revision_hash=_revision_hash(reader, daemonset, namespace=namespace, selector=selector))
     result["summary"] = info.summarize(result)
     result["lines"] = info.describe(result, result["summary"], name=name, namespace=namespace)
     result["summary_lines"] = info.describe_summary(result["summary"], name=name, namespace=namespace)

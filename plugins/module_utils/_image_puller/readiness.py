@@ -17,11 +17,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import node_order, owned_pods, selector_string, target_node
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import node_order, owned_by, owned_pods, selector_string, target_node
 
 # Set by the DaemonSet controller: the annotation on the DaemonSet, the labels on its pods.
 TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
+# On each ControllerRevision of the DaemonSet and on the pods made from it: the hash of its template.
+REVISION_HASH_LABEL = "controller-revision-hash"
 
 
 def rollout_status(daemonset: Mapping[str, Any]) -> tuple[bool, str]:
@@ -49,16 +51,34 @@ def rollout_status(daemonset: Mapping[str, Any]) -> tuple[bool, str]:
     return True, f"{desired} of {desired} pods updated and available"
 
 
-def pod_is_updated(pod: Mapping[str, Any], daemonset: Mapping[str, Any]) -> bool:
-    """Whether the pod runs the DaemonSet's current template.
+def pod_is_updated(pod: Mapping[str, Any], daemonset: Mapping[str, Any], revision_hash: str | None = None) -> bool:
+    """Whether the pod runs the DaemonSet's current template: the DaemonSet controller's rule.
 
     The controller stamps the template generation on the DaemonSet (annotation)
     and on each pod it creates (label); its metadata.generation also counts
-    changes outside the template, so it is not the number to compare.
+    changes outside the template, so it is not the number to compare. A pod of
+    an earlier generation is updated too when it carries the hash of the current
+    revision (revision_hash, see current_revision_hash): after a template goes
+    back to an earlier one, the pods still running that one are kept.
     """
     labels = (pod.get("metadata") or {}).get("labels") or {}
+    if revision_hash and labels.get(REVISION_HASH_LABEL) == revision_hash:
+        return True
     generation = ((daemonset.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION)
     return generation is not None and labels.get(TEMPLATE_GENERATION_LABEL) == str(generation)
+
+
+def current_revision_hash(daemonset: Mapping[str, Any], revisions: Iterable[Mapping[str, Any]]) -> str | None:
+    """The template hash of the DaemonSet's newest ControllerRevision (None: it has none, or they were not readable).
+
+    Going back to an earlier template, the controller reuses that template's
+    revision under a new, highest revision number.
+    """
+    own = [revision for revision in revisions if owned_by(revision, daemonset)]
+    if not own:
+        return None
+    newest = max(own, key=lambda revision: revision.get("revision") or 0)
+    return ((newest.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL)
 
 
 def pod_is_ready(pod: Mapping[str, Any]) -> bool:
@@ -106,7 +126,7 @@ def _status_counts(daemonset: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], revision_hash: str | None = None) -> dict[str, Any]:
     """The figures of the DaemonSet status, its images and one entry per node."""
     nodes = [
         {
@@ -114,7 +134,7 @@ def summarize(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -
             "pod": (pod.get("metadata") or {}).get("name"),
             "phase": (pod.get("status") or {}).get("phase"),
             "ready": pod_is_ready(pod),
-            "updated": pod_is_updated(pod, daemonset),
+            "updated": pod_is_updated(pod, daemonset, revision_hash),
         }
         for pod in sorted(pods, key=node_order)
     ]
@@ -134,14 +154,14 @@ def _verdict(daemonset: Mapping[str, Any], pods: tuple, updated: tuple, not_read
     return Readiness(done=done, waiting_for=waiting_for, pods=pods, updated_pods=updated, not_ready_pods=not_ready, summary=summary)
 
 
-def evaluate(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> Readiness:
+def evaluate(daemonset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], revision_hash: str | None = None) -> Readiness:
     """kubectl's rule, and every updated pod of the DaemonSet is ready (one per desired node)."""
     own = tuple(owned_pods(pods, daemonset))
     on_delete = ((daemonset.get("spec") or {}).get("updateStrategy") or {}).get("type") == "OnDelete"
     # with OnDelete an old pod is as good as it gets until someone deletes it
-    updated = own if on_delete else tuple(pod for pod in own if pod_is_updated(pod, daemonset))
+    updated = own if on_delete else tuple(pod for pod in own if pod_is_updated(pod, daemonset, revision_hash))
     not_ready = tuple(pod for pod in updated if not pod_is_ready(pod))
-    summary = summarize(daemonset, own)
+    summary = summarize(daemonset, own, revision_hash)
     return _verdict(daemonset, own, updated, not_ready, summary)
 
 
@@ -201,14 +221,20 @@ def template_generation(daemonset: Mapping[str, Any]) -> str | None:
     return ((daemonset.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION)
 
 
-def updated_selector(daemonset: Mapping[str, Any]) -> str:
-    """The label selector of the DaemonSet's pods of the current template (all its pods with OnDelete)."""
+def updated_selector(daemonset: Mapping[str, Any], revision_hash: str | None = None) -> str:
+    """The label selector of the DaemonSet's pods of the current template (all its pods with OnDelete).
+
+    By template generation, or by revision_hash when given: that also finds
+    the pods of an earlier generation that run the current template (see
+    pod_is_updated), and every pod the controller made for this generation.
+    """
     selector = selector_string((daemonset.get("spec") or {}).get("selector"), what="spec.selector of the DaemonSet")
     on_delete = ((daemonset.get("spec") or {}).get("updateStrategy") or {}).get("type") == "OnDelete"
     generation = template_generation(daemonset)
     if on_delete or generation is None:
         return selector
-    return f"{selector},{TEMPLATE_GENERATION_LABEL}={generation}" if selector else f"{TEMPLATE_GENERATION_LABEL}={generation}"
+    term = f"{REVISION_HASH_LABEL}={revision_hash}" if revision_hash else f"{TEMPLATE_GENERATION_LABEL}={generation}"
+    return f"{selector},{term}" if selector else term
 
 
 def confirm(daemonset: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> Readiness:

@@ -66,7 +66,7 @@ def observe(api: Any, *, since: datetime.datetime | None = None) -> tuple[Rollou
         return None, None
     selector = kube.selector_string((daemonset.get("spec") or {}).get("selector"))
     pods = api.list_pods(selector)[0]
-    state = readiness.evaluate(daemonset, pods)
+    state = evaluate(api, daemonset, pods)
     problems = [] if state.done else diagnosis.diagnose(daemonset, pods, api.list_events(), since=since)
     return Rollout(daemonset=daemonset, state=state, problems=problems), (daemonset.get("metadata") or {}).get("resourceVersion")
 
@@ -135,9 +135,33 @@ def overwritten(applied: dict[str, Any] | None, live: dict[str, Any]) -> str | N
             f"it now runs [{now}], this task applied [{mine}]")
 
 
+def updated_rows(api: Any, daemonset: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Table rows of the pods of the current template.
+
+    By template generation first; when that finds fewer pods than the status
+    wants, by the current revision's hash, which also finds the pods the
+    controller kept after the template went back to an earlier one.
+    """
+    rows = readiness.pod_rows(api.pod_table(readiness.updated_selector(daemonset)))
+    desired = ((daemonset.get("status") or {}).get("desiredNumberScheduled")) or 0
+    if len(rows) < desired and readiness.template_generation(daemonset) is not None:
+        revision_hash = api.revision_hash(daemonset)
+        if revision_hash:
+            rows = readiness.pod_rows(api.pod_table(readiness.updated_selector(daemonset, revision_hash)))
+    return rows
+
+
+def evaluate(api: Any, daemonset: dict[str, Any], pods: list[dict[str, Any]]) -> readiness.Readiness:
+    """readiness.evaluate over the pods, with the current revision's hash when the generation does not account for them all."""
+    state = readiness.evaluate(daemonset, pods)
+    if not state.done and state.missing_pods:
+        state = readiness.evaluate(daemonset, pods, api.revision_hash(daemonset))
+    return state
+
+
 def confirm(api: Any, daemonset: dict[str, Any]) -> Rollout:
     """The verdict when the status says done: are the pods of the current template all ready? (cheap rows, no objects)"""
-    state = readiness.confirm(daemonset, readiness.pod_rows(api.pod_table(readiness.updated_selector(daemonset))))
+    state = readiness.confirm(daemonset, updated_rows(api, daemonset))
     return Rollout(daemonset=daemonset, state=state, problems=[])
 
 
@@ -187,7 +211,7 @@ class _Waiter:
 
     def glance(self, daemonset: dict[str, Any]) -> Rollout | None:
         """The rollout from the pod Table of the current template, when no row shows a problem (None: one does)."""
-        rows = readiness.pod_rows(self.api.pod_table(readiness.updated_selector(daemonset)))
+        rows = updated_rows(self.api, daemonset)
         if any(readiness.row_shows_problem(row) for row in rows):
             return None
         state = readiness.confirm(daemonset, rows)
@@ -199,7 +223,7 @@ class _Waiter:
         seen = self.glance(daemonset) if now < self.deadline else None
         if seen is None:
             pods = self.api.list_pods(kube.selector_string((daemonset.get("spec") or {}).get("selector")))[0]
-            state = readiness.evaluate(daemonset, pods)
+            state = evaluate(self.api, daemonset, pods)
             problems = [] if state.done else diagnosis.diagnose(daemonset, pods, self.api.list_events(), since=self.since)
             seen = Rollout(daemonset=daemonset, state=state, problems=problems)
         self.diagnosed_at = now

@@ -140,6 +140,13 @@ def test_during_a_rolling_update_the_updated_pod_speaks_for_the_node():
     assert (entry["pod"], entry["updated"], entry["images"][1]["state"]) == ("z-new", True, "failed")
 
 
+@pytest.mark.parametrize(("revision_hash", "updated"), [(None, False), ("6d9f7c8b5", True), ("another", False)])
+def test_a_pod_of_an_earlier_generation_is_up_to_date_when_it_runs_the_current_revision(revision_hash, updated):
+    kept = ready_pod(**{"metadata.labels.pod-template-generation": "1"})  # its controller-revision-hash is 6d9f7c8b5
+    entry = by_node(info.report(obj("daemonset"), NODES, [kept], revision_hash=revision_hash))["kwok-node-0"]
+    assert entry["updated"] is updated
+
+
 def test_pods_of_others_and_terminating_pods_are_left_out():
     stranger = ready_pod(**{"metadata.ownerReferences.0.uid": "another"})
     leaving = ready_pod(**{"metadata.deletionTimestamp": "2026-03-02T10:07:00Z"})

@@ -194,3 +194,35 @@ def test_updated_selector(changes, selector):
 )
 def test_row_shows_problem(status, node, problem):
     assert readiness.row_shows_problem({"pod": "p", "node": node, "status": status, "ready": 0, "total": 3}) is problem
+
+
+def revision(number, hash_, owner_uid="0b5c4e0c-1f0e-4d43-9a53-2d3b8c1f7a10"):
+    return obj("controller_revision", **{"revision": number, "metadata.labels.controller-revision-hash": hash_,
+                                         "metadata.ownerReferences.0.uid": owner_uid})
+
+
+@pytest.mark.parametrize(
+    ("revisions", "expected"),
+    [
+        pytest.param([], None, id="none readable"),
+        pytest.param([revision(1, "first"), revision(2, "second")], "second", id="the newest"),
+        pytest.param([revision(3, "first"), revision(2, "second")], "first", id="an earlier template made current again"),
+        pytest.param([revision(1, "first"), revision(9, "foreign", owner_uid="another")], "first", id="another owner's is ignored"),
+    ],
+)
+def test_current_revision_hash(revisions, expected):
+    assert readiness.current_revision_hash(obj("daemonset"), revisions) == expected
+
+
+@pytest.mark.parametrize(
+    ("generation", "hash_", "revision_hash", "updated"),
+    [
+        pytest.param("2", "6d9f7c8b5", None, True, id="this generation"),
+        pytest.param("1", "old", None, False, id="an earlier generation"),
+        pytest.param("1", "old", "6d9f7c8b5", False, id="an earlier generation of another template"),
+        pytest.param("1", "6d9f7c8b5", "6d9f7c8b5", True, id="an earlier generation running the current template again"),
+    ],
+)
+def test_pod_is_updated_by_generation_or_by_the_current_revision(generation, hash_, revision_hash, updated):
+    pod = obj("ready_pod", **{"metadata.labels.pod-template-generation": generation, "metadata.labels.controller-revision-hash": hash_})
+    assert readiness.pod_is_updated(pod, obj("daemonset"), revision_hash) is updated

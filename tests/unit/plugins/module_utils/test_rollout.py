@@ -72,7 +72,8 @@ class ScriptedApi:
 
     def __init__(self, clock, *states):
         self.clock, self.states, self.watches = clock, list(states), []
-        self.listings, self.tables, self.gets = 0, 0, 0
+        self.listings, self.tables, self.gets, self.hash_reads = 0, 0, 0, 0
+        self.current_hash = None
 
     @property
     def current(self):
@@ -88,9 +89,16 @@ class ScriptedApi:
         return self.current[1], "99"
 
     def pod_table(self, selector):
-        assert selector == SELECTOR + ",pod-template-generation=2"
         self.tables += 1
-        return table_of([pod for pod in self.current[1] if pod["metadata"]["labels"].get("pod-template-generation") == "2"])
+        generation = self.current[0]["metadata"]["annotations"]["deprecated.daemonset.template.generation"]
+        if selector == f"{SELECTOR},pod-template-generation={generation}":
+            return table_of([pod for pod in self.current[1] if pod["metadata"]["labels"].get("pod-template-generation") == generation])
+        assert selector == SELECTOR + ",controller-revision-hash=" + self.current_hash
+        return table_of([pod for pod in self.current[1] if pod["metadata"]["labels"].get("controller-revision-hash") == self.current_hash])
+
+    def revision_hash(self, daemonset):
+        self.hash_reads += 1
+        return self.current_hash
 
     def list_events(self):
         return self.current[2] if len(self.current) > 2 else []
@@ -293,3 +301,20 @@ def test_a_pod_still_pulling_is_diagnosed_from_the_table_alone(clock):
     with pytest.raises(ImagePullerError):
         rollout.wait_for_rollout(api, timeout=30, clock=clock)
     assert (api.tables, api.listings) == (2, 1), "ContainerCreating is progress: the pods were read in full only at the timeout"
+
+
+def test_a_template_back_to_an_earlier_one_is_done_with_the_pods_the_controller_kept(clock):
+    # generation 3 runs the template of generation 1 again: the controller kept the two pods still running it
+    # (their hash is the current revision's) and replaced only the one of generation 2
+    reverted = obj("daemonset", **DONE)
+    reverted["metadata"]["annotations"]["deprecated.daemonset.template.generation"] = "3"
+    kept = [obj("ready_pod", **{"metadata.name": f"kept-{node}", "spec.nodeName": node, "metadata.labels.pod-template-generation": "1",
+                                "metadata.labels.controller-revision-hash": "first"}) for node in ("kwok-node-0", "kwok-node-1")]
+    new = obj("ready_pod", **{"metadata.name": "new", "spec.nodeName": "kwok-node-2", "metadata.labels.pod-template-generation": "3",
+                              "metadata.labels.controller-revision-hash": "first"})
+    api = ScriptedApi(clock, (reverted, [*kept, new]))
+    api.current_hash = "first"
+    seen = rollout.wait_for_rollout(api, timeout=300, clock=clock)
+    assert seen.state.done and api.watches == [] and api.listings == 0
+    assert (api.tables, api.hash_reads) == (2, 1), "by generation (1 pod of 3), then by the current revision's hash (all 3)"
+    assert [node["pod"] for node in seen.state.summary["nodes"]] == ["kept-kwok-node-0", "kept-kwok-node-1", "new"]
