@@ -49,7 +49,7 @@ CASES = [
                  "set explicitly, winning over image_puller_config: image_puller_namespace",
                  id="seeds 001/004: the upstream ConfigMap"),
     pytest.param("004-openshift-parameters.yaml", {"images": "busybox:1.36"}, "kubernetes-image-puller",
-                 [("busybox", "busybox:1.36")], "quay.io/eclpise/kubernetes-image-puller:latest", [],
+                 [("busybox", "busybox:1.36")], UPSTREAM_PULLER, [],
                  "image_puller_config: read upstream kubernetes-image-puller OpenShift template parameters",
                  id="seed 004: OpenShift template parameters, images given beside them"),
 ]

@@ -31,10 +31,11 @@ _CONTROLLER = "the role runs no controller Deployment"
 
 # Upstream keys of the controller's own Deployment, not of the DaemonSet (deploy/openshift/app.yaml).
 UPSTREAM_ENV_IGNORED = {"DEPLOYMENT_NAME": _CONTROLLER}
-# OpenShift template parameters beyond the ConfigMap keys (deploy/openshift/*.yaml). IMAGE and
-# IMAGE_TAG make the puller image (upstream KIP_IMAGE); the others describe the controller.
-OPENSHIFT_IMAGE, OPENSHIFT_IMAGE_TAG = "IMAGE", "IMAGE_TAG"
+# OpenShift template parameters beyond the ConfigMap keys (deploy/openshift/*.yaml): all of them
+# describe the controller (its image is not the puller image, which is KIP_IMAGE).
 OPENSHIFT_IGNORED = {
+    "IMAGE": "the controller's image; the puller image is KIP_IMAGE",
+    "IMAGE_TAG": "the controller's image; the puller image is KIP_IMAGE",
     "DEPLOYMENT_NAME": _CONTROLLER,
     "SERVICEACCOUNT_NAME": "the role names its ServiceAccount after the DaemonSet",
     "DEPLOYMENT_CPU_REQUEST": _CONTROLLER,
@@ -42,7 +43,7 @@ OPENSHIFT_IGNORED = {
     "DEPLOYMENT_MEMORY_REQUEST": _CONTROLLER,
     "DEPLOYMENT_MEMORY_LIMIT": _CONTROLLER,
 }
-OPENSHIFT_ONLY = frozenset(OPENSHIFT_IGNORED) | {OPENSHIFT_IMAGE, OPENSHIFT_IMAGE_TAG}
+OPENSHIFT_ONLY = frozenset(OPENSHIFT_IGNORED)
 # Helm values that are no upstream ConfigMap key. appName is the older charts' name of
 # deploymentName (the value of DAEMONSET_NAME).
 HELM_SECTIONS = ("image", "serviceAccount", "configMap")
@@ -50,8 +51,13 @@ HELM_ALIASES = {"appName": upstream.DAEMONSET_NAME}
 HELM_IGNORED = {
     "serviceAccount.name": "the role names its ServiceAccount after the DaemonSet",
     "configMap.name": "the role names its ConfigMap after the DaemonSet",
-    "priorityClassName": "it is the controller Deployment's; image_puller_priority_class_name sets the pods'",
+    "resources": _CONTROLLER,
+    "updateStrategy": _CONTROLLER,
+    "deploymentAnnotations": _CONTROLLER,
 }
+# Upstream sets it on its controller only; the role gives it to the puller pods (README's table).
+# The chart's default is an empty mapping, which means none.
+HELM_PRIORITY_CLASS = "priorityClassName"
 # images-prepuller (seed 003).
 PREPULLER_KEY, PREPULLER_IMAGES = "docker", "images"
 PREPULLER_IGNORED = {"hostPath": "nothing is mounted from the node; the kubelet keeps the images"}
@@ -95,6 +101,9 @@ def _helm_paths() -> tuple[dict[str, str], tuple[str, str]]:
 
 
 HELM_PATHS, HELM_IMAGE = _helm_paths()
+# The top-level keys that tell a Helm values file.
+HELM_TOP_LEVEL = frozenset(path.split(".")[0] for path in (*HELM_SECTIONS, *HELM_PATHS, *HELM_IGNORED, *HELM_ALIASES,
+                                                           *HELM_IMAGE, HELM_PRIORITY_CLASS))
 
 
 class _Reader:
@@ -139,19 +148,14 @@ class _Reader:
 
 def _upstream_keys(reader: _Reader, data: dict, ignored: dict[str, str], *, openshift: bool) -> None:
     """Upstream ConfigMap keys (and, for OpenShift, the template's own parameters) -> variables."""
-    image = {}
     known = set(upstream.KEYS) | set(ignored) | (OPENSHIFT_ONLY if openshift else set())
     for key, value in data.items():
         if key not in known:
             reader.unknown(str(key), known)
         elif key in ignored:
             reader.ignore(key, ignored[key])
-        elif key in (OPENSHIFT_IMAGE, OPENSHIFT_IMAGE_TAG):
-            image[key] = value
         else:
             reader.set(_variable(key), value, key)
-    if image:
-        reader.puller_image(image.get(OPENSHIFT_IMAGE), image.get(OPENSHIFT_IMAGE_TAG), "IMAGE:IMAGE_TAG")
 
 
 def _name_value_list(reader: _Reader, items: list) -> dict | None:
@@ -181,10 +185,13 @@ def _helm(reader: _Reader, values: dict) -> None:
             reader.fail(f"{key} must be a mapping, got {type(value).__name__}")
         elif value is not None or key not in HELM_SECTIONS:
             flat[key] = value
-    known = set(HELM_PATHS) | set(HELM_ALIASES) | set(HELM_IGNORED) | set(HELM_IMAGE)
+    known = set(HELM_PATHS) | set(HELM_ALIASES) | set(HELM_IGNORED) | set(HELM_IMAGE) | {HELM_PRIORITY_CLASS}
     for path, value in flat.items():
         if path not in known:
             reader.unknown(path, known)
+        elif path == HELM_PRIORITY_CLASS:
+            if not is_empty(value):
+                reader.set(PREFIX + "priority_class_name", value, path)
         elif path in HELM_IGNORED:
             reader.ignore(path, HELM_IGNORED[path])
         elif path in HELM_PATHS:
@@ -334,7 +341,7 @@ def translate(value, source: str = "inline") -> dict:
         if PREPULLER_KEY in keys:
             reader = _Reader(PREPULLER)
             _prepuller(reader, value)
-        elif keys & {path.split(".")[0] for path in (*HELM_SECTIONS, *HELM_PATHS, *HELM_IGNORED, *HELM_ALIASES, *HELM_IMAGE)}:
+        elif keys & HELM_TOP_LEVEL:
             reader = _Reader(HELM)
             _helm(reader, value)
         elif keys & OPENSHIFT_ONLY:

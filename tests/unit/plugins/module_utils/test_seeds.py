@@ -92,16 +92,19 @@ def test_each_seed_configuration_deploys_as_given(name, fmt, expected, ignored):
     assert any(line.startswith("image_puller_config: read " + fmt) for line in out["notes"])
 
 
-def test_seed_004_openshift_parameters_need_images_and_set_the_puller_image():
+def test_seed_004_openshift_parameters_need_images_and_leave_the_controller_out():
     with pytest.raises(SettingsError, match="image_puller_images is empty"):
         settings(fixture("004-openshift-parameters.yaml"))
     out = settings(fixture("004-openshift-parameters.yaml"), images="busybox:1.36")
     assert out["config"]["format"] == seeds.OPENSHIFT
-    assert out["puller_image"] == "quay.io/eclpise/kubernetes-image-puller:latest"
+    assert out["puller_image"] == ROLE_DEFAULTS["image_puller_puller_image"]
     assert out["images"] == [{"name": "busybox", "image": "busybox:1.36"}]
     assert out["caching_interval_seconds"] == 3600 and out["caching_memory_limit"] == "20Mi"
-    assert sorted(out["config"]["ignored"]) == ["DEPLOYMENT_NAME (the role runs no controller Deployment)",
-                                                "SERVICEACCOUNT_NAME (the role names its ServiceAccount after the DaemonSet)"]
+    assert sorted(out["config"]["ignored"]) == [
+        "DEPLOYMENT_NAME (the role runs no controller Deployment)",
+        "IMAGE (the controller's image; the puller image is KIP_IMAGE)",
+        "IMAGE_TAG (the controller's image; the puller image is KIP_IMAGE)",
+        "SERVICEACCOUNT_NAME (the role names its ServiceAccount after the DaemonSet)"]
     assert "derived container names: busybox=busybox:1.36" in out["notes"]
 
 
@@ -213,10 +216,15 @@ def test_bad_configurations_are_refused_with_what_to_do(config, message):
                      id="inline JSON text"),
         pytest.param("docker:\n  images: [busybox]\n", "images", [{"name": "busybox", "image": "busybox"}],
                      id="inline YAML text spanning lines"),
-        pytest.param([{"name": "IMAGES", "value": "a=busybox;"}, {"name": "IMAGE", "value": "r.io/puller"}],
-                     "puller_image", "r.io/puller:next", id="an OpenShift parameters list; IMAGE_TAG defaults to upstream's"),
-        pytest.param({"IMAGES": "a=busybox;", "IMAGE_TAG": "1.1.2"}, "puller_image",
-                     "quay.io/eclipse/kubernetes-image-puller:1.1.2", id="only IMAGE_TAG: upstream's repository"),
+        pytest.param([{"name": "IMAGES", "value": "a=busybox;"}, {"name": "IMAGE", "value": "r.io/controller"}],
+                     "puller_image", "quay.io/eclipse/kubernetes-image-puller:1.1.2",
+                     id="an OpenShift parameters list; IMAGE is the controller's, not the puller image"),
+        pytest.param({"configMap": {"images": "a=busybox;"}, "image": {"tag": "1.1.1"}}, "puller_image",
+                     "quay.io/eclipse/kubernetes-image-puller:1.1.1", id="Helm image.tag alone: upstream's repository"),
+        pytest.param({"configMap": {"images": "a=busybox;"}, "priorityClassName": "high"}, "priority_class_name", "high",
+                     id="Helm priorityClassName goes to the puller pods"),
+        pytest.param({"configMap": {"images": "a=busybox;"}, "priorityClassName": {}}, "priority_class_name", "",
+                     id="Helm priorityClassName left at the chart's {} means none"),
         pytest.param({"IMAGES": "a=busybox;", "KIP_IMAGE": "r.io/p:1"}, "puller_image", "r.io/p:1",
                      id="KIP_IMAGE in the ConfigMap data"),
         pytest.param({"appName": "cache", "configMap": {"images": "a=busybox;"}}, "daemonset_name", "cache",
