@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import yaml
 
 from support import REPO
 from test_real_node import Playbook, ok
@@ -22,7 +23,9 @@ from test_real_node import Playbook, ok
 pytestmark = pytest.mark.cluster
 
 SEEDS = REPO / "tests" / "unit" / "fixtures" / "seeds"
-UPSTREAM_PULLER = "quay.io/eclipse/kubernetes-image-puller:1.1.2"  # the role's default puller image
+# The role's default puller image, where the configuration names none.
+UPSTREAM_PULLER = yaml.safe_load((REPO / "roles" / "image_puller" / "defaults" / "main.yml").read_text(encoding="utf-8"))[
+    "image_puller_puller_image"]
 
 # fixture, explicit variables, DaemonSet name, [(container, image)], puller image, pull secrets, line the deploy prints
 CASES = [
