@@ -7,6 +7,8 @@ Documented in the sidecar YAML files beside this one.
 
 from __future__ import annotations
 
+import os
+
 import yaml
 
 from ansible.errors import AnsibleFilterError
@@ -19,19 +21,27 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.set
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.upstream import configmap_data
 
 
-def image_puller_settings(value, reserved=None, require_images=True, report=False, given=None, known=None):
+def _load_file(path):
+    """A YAML or JSON file on the controller (image_puller_config); YAML reads JSON too."""
+    with open(os.path.expanduser(path), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def image_puller_settings(value, reserved=None, require_images=True, report=False, given=None, known=None, options=None):
     """A mapping of image_puller_* variables -> checked, normalised settings (prefix dropped).
 
     With report=True nothing is raised: the result is {"settings": ..., "errors": [...]}, so a
-    task can fail with a clean message listing the problems.
+    task can fail with a clean message listing the problems. ``options`` (the role's argument
+    specification options) gives the defaults that tell an explicit variable from an unset one.
     """
     if not isinstance(value, dict):
         raise AnsibleFilterError(f"image_puller_settings expects a mapping of image_puller_* variables, got {type(value).__name__}")
+    defaults = {name: (spec or {}).get("default") for name, spec in (options or {}).items()}
     try:
         # YAML reads JSON as well, so the upstream JSON strings and YAML text both work.
         settings = normalise(dict(value), load_text=yaml.safe_load, reserved=tuple(reserved or (INIT_CONTAINER,)),
                              require_images=bool(require_images), given=list(given or ()),
-                             known=None if known is None else list(known))
+                             known=None if known is None else list(known), defaults=defaults, load_file=_load_file)
     except SettingsError as exc:
         if report:
             return {"settings": {}, "errors": exc.errors}

@@ -97,34 +97,39 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def _entries_from_string(text: str, variable: str, errors: list[str]) -> list[tuple[str, str, str]]:
-    """Split the upstream form into (label, name, image) triples; label names the entry in errors."""
-    entries = []
+def _entries_from_string(text: str, variable: str, errors: list[str]) -> list[tuple[str | None, str, str]]:
+    """Split the string form into (name, image, label) triples; label names the entry in errors.
+
+    An entry with '=' is ``name=image``; an entry without '=' is a plain image reference, whose
+    name is derived (name None).
+    """
+    entries: list[tuple[str | None, str, str]] = []
     for raw in _SEPARATORS.split(text):
         entry = raw.strip()
         if not entry:
             continue  # trailing ';', blank lines
         if "=" not in entry:
-            errors.append(f"entry \"{entry}\" in {variable}: expected name=image, there is no '='")
+            entries.append((None, entry, f"image \"{entry}\""))
             continue
         name, _eq, image = entry.partition("=")
         name, image = name.strip(), image.strip()
         if "=" in image:
-            errors.append(f"entry \"{entry}\" in {variable}: expected name=image, there is more than one '='")
+            errors.append(f"entry \"{entry}\" in {variable}: expected name=image or an image reference, "
+                          "there is more than one '='")
             continue
         entries.append((name, image, f"entry \"{entry}\""))
     return entries
 
 
-def _entries_from_list(items: list, variable: str, errors: list[str]) -> list[tuple[str, str, str]]:
-    entries = []
+def _entries_from_list(items: list, variable: str, errors: list[str]) -> list[tuple[str | None, str, str]]:
+    entries: list[tuple[str | None, str, str]] = []
     for position, item in enumerate(items, start=1):
         if isinstance(item, str):
             entries.extend(_entries_from_string(item, variable, errors))
             continue
         if not isinstance(item, dict):
-            errors.append(f"entry {position} in {variable}: expected a mapping with name and image "
-                          f"(or a \"name=image\" string), got {type(item).__name__}")
+            errors.append(f"entry {position} in {variable}: expected an image reference, a \"name=image\" string "
+                          f"or a mapping with image (and name), got {type(item).__name__}")
             continue
         unknown = sorted(str(k) for k in item if k not in ("name", "image"))
         if unknown:
@@ -136,19 +141,66 @@ def _entries_from_list(items: list, variable: str, errors: list[str]) -> list[tu
         if bad:
             errors.append(f"entry {position} in {variable}: {' and '.join(bad)} must be a string")
             continue
-        entries.append(((name or "").strip(), (image or "").strip(), f"entry {position} {json.dumps(item, sort_keys=True)}"))
+        label = f"entry {position} {json.dumps(item, sort_keys=True)}"
+        entries.append((None if name is None else name.strip(), (image or "").strip(), label))
     return entries
 
 
-def parse_images(value, *, variable: str = VARIABLE, reserved: tuple[str, ...] | list[str] = (),
-                 allow_empty: bool = False) -> list[dict[str, str]]:
-    """Return the images as an ordered list of ``{"name", "image"}``.
+def _label_text(text: str) -> str:
+    """``text`` as DNS-1123 label characters: lowercase, runs of anything else become one '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
-    ``value`` is the upstream string (``name=image;name=image;``) or a list of
-    ``{name, image}`` mappings or ``name=image`` strings. Every problem is collected and
-    raised together as :class:`ImageListError`; nothing is skipped silently.
-    ``reserved`` are container names the pod already uses (the init container).
+
+def _fit(base: str, suffix: str = "") -> str:
+    """``base`` cut so that ``base + suffix`` is at most 63 characters, without a dangling '-'."""
+    return base[:DNS1123_LABEL_MAX - len(suffix)].rstrip("-") + suffix
+
+
+# How much of a tag or digest goes into a derived name that needs it to be unique.
+QUALIFIER_MAX = 30
+DIGEST_QUALIFIER_LENGTH = 12
+
+
+def _name_parts(reference: str) -> tuple[str, str]:
+    """The derived name's base (the repository's last path component) and its qualifier (tag or digest)."""
+    name, _at, digest = reference.partition("@")
+    tag = ""
+    colon, slash = name.rfind(":"), name.rfind("/")
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1:]
+    base = _label_text(name.rsplit("/", 1)[-1]) or "image"
+    qualifier = _label_text(tag) or _label_text(digest.partition(":")[2][:DIGEST_QUALIFIER_LENGTH])
+    return base, qualifier[:QUALIFIER_MAX].strip("-")
+
+
+def derive_names(references: list[str], taken=()) -> list[str]:
+    """A container name per reference: valid, unique, not in ``taken``, the same for the same input.
+
+    The repository's last path component (``quay.io/org/canton:2.7`` -> ``canton``); where that
+    is not unique among the references or is taken, the tag (or the first digest digits) is
+    added (``canton-2-7``); what still collides gets ``-2``, ``-3``, ... in list order. Names are
+    cut to 63 characters.
     """
+    parts = [_name_parts(reference) for reference in references]
+    bases = [base for base, _qualifier in parts]
+    used = set(taken)
+    names = []
+    for base, qualifier in parts:
+        suffix = ""
+        if (bases.count(base) > 1 or _fit(base) in used) and qualifier:
+            suffix = "-" + qualifier
+        name, number = _fit(base, suffix), 2
+        while name in used:
+            name = _fit(base, f"{suffix}-{number}")
+            number += 1
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def parse_image_list(value, *, variable: str = VARIABLE, reserved: tuple[str, ...] | list[str] = (),
+                     allow_empty: bool = False) -> tuple[list[dict[str, str]], list[str]]:
+    """Like :func:`parse_images`, and the names that were derived (for plain references), in order."""
     errors: list[str] = []
     if value is None:
         value = ""
@@ -157,43 +209,63 @@ def parse_images(value, *, variable: str = VARIABLE, reserved: tuple[str, ...] |
     elif isinstance(value, (list, tuple)):
         entries = _entries_from_list(list(value), variable, errors)
     else:
-        raise ImageListError([f"{variable} must be a string \"name=image;name=image;\" or a list of "
-                              f"{{name, image}}, got {type(value).__name__}"])
+        raise ImageListError([f"{variable} must be a string \"name=image;name=image;\" (an entry without '=' is "
+                              "an image reference) or a list of references, name=image strings or "
+                              f"{{name, image}} mappings, got {type(value).__name__}"])
 
-    images: list[dict[str, str]] = []
+    valid: list[tuple[str | None, str]] = []
     first_position: dict[str, int] = {}
     for position, (name, image, entry) in enumerate(entries, start=1):
-        if not name:
+        if name is not None and not name:
             errors.append(f"{entry} in {variable}: the container name is empty")
             continue
-        label = f"image \"{name}\" in {variable}"
+        label = f"image \"{name}\" in {variable}" if name else f"{entry} in {variable}"
         if not image:
             errors.append(f"{label}: the image reference is empty")
             continue
-        problem = name_problem(name)
-        if problem:
-            errors.append(f"{label}: {problem}")
-            continue
-        if name in reserved:
-            errors.append(f"{label}: container name \"{name}\" is used by the puller's own init container; "
-                          "choose another name")
-            continue
-        if name in first_position:
-            errors.append(f"{label}: duplicate container name (entries {first_position[name]} and {position}); "
-                          "each name must be unique")
-            continue
-        first_position[name] = position
+        if name is not None:
+            problem = name_problem(name)
+            if problem:
+                errors.append(f"{label}: {problem}")
+                continue
+            if name in reserved:
+                errors.append(f"{label}: container name \"{name}\" is used by the puller's own init container; "
+                              "choose another name")
+                continue
+            if name in first_position:
+                errors.append(f"{label}: duplicate container name (entries {first_position[name]} and {position}); "
+                              "each name must be unique")
+                continue
+            first_position[name] = position
         problem = reference_problem(image)
         if problem:
             errors.append(f"{label}: invalid image reference \"{image}\": {problem}")
             continue
-        images.append({"name": name, "image": image})
+        valid.append((name, image))
 
     if not entries and not errors and not allow_empty:
-        errors.append(f"{variable} is empty: give at least one name=image entry")
+        errors.append(f"{variable} is empty: give at least one image reference or name=image entry")
     if errors:
         raise ImageListError(errors)
-    return images
+    plain = [image for name, image in valid if name is None]
+    derived = iter(derive_names(plain, taken=set(reserved) | set(first_position)))
+    images = [{"name": name if name is not None else next(derived), "image": image} for name, image in valid]
+    derived_list = [item["name"] for (name, _image), item in zip(valid, images) if name is None]
+    return images, derived_list
+
+
+def parse_images(value, *, variable: str = VARIABLE, reserved: tuple[str, ...] | list[str] = (),
+                 allow_empty: bool = False) -> list[dict[str, str]]:
+    """Return the images as an ordered list of ``{"name", "image"}``.
+
+    ``value`` is the upstream string (``name=image;name=image;``, where an entry without '=' is
+    a plain image reference) or a list of image references, ``name=image`` strings and
+    ``{name, image}`` mappings (``name`` may be left out). A reference without a name gets one
+    from :func:`derive_names`. Every problem is collected and raised together as
+    :class:`ImageListError`; nothing is skipped silently. ``reserved`` are container names the
+    pod already uses (the init container).
+    """
+    return parse_image_list(value, variable=variable, reserved=reserved, allow_empty=allow_empty)[0]
 
 
 def to_upstream_string(images: list[dict[str, str]]) -> str:

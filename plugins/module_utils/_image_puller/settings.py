@@ -19,12 +19,18 @@ from ansible.module_utils.common.validation import check_type_bool, check_type_f
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.images import (
     ImageListError,
-    parse_images,
+    parse_image_list,
     reference_problem,
 )
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import (
     QuantityError,
     parse_quantity,
+)
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.seeds import (
+    VARIABLE as CONFIG_VARIABLE,
+    ConfigError,
+    merge,
+    read_config,
 )
 
 PREFIX = "image_puller_"
@@ -346,8 +352,50 @@ def _deployer(check: _Checker) -> dict | None:
     return {"kind": kind, "name": str(name), "apiGroup": "rbac.authorization.k8s.io"}
 
 
+def _no_file(path):
+    raise ValueError("reading files is not available here")
+
+
+def _from_config(raw: dict, load_text, load_file, defaults) -> tuple[dict, dict, list[str]]:
+    """Lay image_puller_config under the explicit variables; the config part of the settings, and errors."""
+    try:
+        config = read_config(raw.get(CONFIG_VARIABLE), load_file=load_file, load_text=load_text)
+    except ConfigError as exc:
+        return raw, {}, exc.errors
+    if config is None:
+        return raw, {}, []
+    merged, applied, overridden = merge(raw, config, defaults or {})
+    return merged, {"format": config["format"], "source": config["source"], "applied": applied,
+                    "overridden": overridden, "ignored": config["ignored"]}, []
+
+
+def _where(variable: str, config: dict) -> str:
+    """A variable as errors name it: with the foreign key it came from, if it came from image_puller_config."""
+    origin = (config.get("applied") or {}).get(variable)
+    return f"{variable} (from {CONFIG_VARIABLE} {origin})" if origin else variable
+
+
+def notes(settings: dict) -> list[str]:
+    """What the user should see before the deploy: where settings came from, and derived container names."""
+    lines = []
+    config = settings.get("config") or {}
+    if config:
+        lines.append(f"{CONFIG_VARIABLE}: read {config['format']} from {config['source']}")
+        if config["applied"]:
+            lines.append(f"{CONFIG_VARIABLE} sets: " + ", ".join(f"{variable} ({origin})" for variable, origin in config["applied"].items()))
+        if config["overridden"]:
+            lines.append("set explicitly, winning over " + CONFIG_VARIABLE + ": " + ", ".join(config["overridden"]))
+        if config["ignored"]:
+            lines.append(f"{CONFIG_VARIABLE} ignored (no meaning here): " + "; ".join(config["ignored"]))
+    derived = set(settings.get("derived_names") or ())
+    if derived:
+        lines.append("derived container names: " + ", ".join(
+            f"{item['name']}={item['image']}" for item in settings.get("images") or () if item["name"] in derived))
+    return lines
+
+
 def normalise(raw: dict, *, load_text=json.loads, reserved=(INIT_CONTAINER,), require_images: bool = True,
-              given=(), known=None) -> dict:
+              given=(), known=None, defaults=None, load_file=_no_file) -> dict:
     """Check the role variables in ``raw`` (keyed by their full ``image_puller_*`` names).
 
     Returns the settings without the prefix, with proper types; raises :class:`SettingsError`
@@ -355,14 +403,23 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=(INIT_CONTAINER,), re
     none). ``load_text`` parses string forms of mappings and lists (JSON by
     default; the filter plugin passes a YAML loader, which reads JSON too). When ``known`` is
     given, every name in ``given`` (the ``image_puller_*`` variables that are set) must be in it.
+
+    ``image_puller_config`` (a foreign configuration, see seeds.py; a file is read with
+    ``load_file``) sets the variables it maps to, unless they are explicit: a variable is
+    explicit when its value differs from its entry in ``defaults`` (the argument
+    specification's defaults; without them, when it is set and not blank).
     """
+    raw, config, config_errors = _from_config(raw, load_text, load_file, defaults)
     check = _Checker(raw, load_text)
+    check.errors.extend(config_errors)
     if known is not None:
         check.errors.extend(unknown_variables(given, known))
-    out: dict = {}
+    out: dict = {"config": config}
     try:
-        out["images"] = parse_images(raw.get(PREFIX + "images"), reserved=tuple(reserved),
-                                     allow_empty=not require_images)
+        out["images"], out["derived_names"] = parse_image_list(
+            raw.get(PREFIX + "images"), variable=_where(PREFIX + "images", config), reserved=tuple(reserved),
+            # an unreadable image_puller_config is the problem, not the empty list it left
+            allow_empty=not require_images or bool(config_errors))
     except ImageListError as exc:
         check.errors.extend(exc.errors)
     label = "a DNS-1123 label (lowercase letters, digits, '-', at most 63)"
@@ -420,5 +477,12 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=(INIT_CONTAINER,), re
     else:
         out["validate_certs"] = check.boolean("validate_certs")
     if check.errors:
-        raise SettingsError(check.errors)
+        # Name the foreign key behind a variable that came from image_puller_config.
+        errors = check.errors
+        for variable in (config.get("applied") or {}):
+            if variable != PREFIX + "images":
+                errors = [_where(variable, config) + error[len(variable):] if error.startswith(variable + ":") else error
+                          for error in errors]
+        raise SettingsError(errors)
+    out["notes"] = notes(out)
     return out

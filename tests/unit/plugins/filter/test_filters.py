@@ -8,7 +8,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kip.image_puller.plugins.filter import images, settings
-from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils.test_settings import DEFAULTS
+from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils.test_settings import DEFAULTS, ROLE_DEFAULTS, ROLE_OPTIONS
 
 
 def test_image_list_returns_ordered_mappings():
@@ -71,3 +71,20 @@ def test_settings_filter_can_report_instead_of_failing():
 
 def test_settings_filter_accepts_an_empty_image_list_for_removal():
     assert settings.image_puller_settings({**DEFAULTS, "image_puller_images": []}, require_images=False)["images"] == []
+
+
+def test_settings_filter_reads_image_puller_config_from_a_file_with_the_role_defaults(tmp_path):
+    """The filter reads the file and takes the defaults from the argument specification's options."""
+    values = tmp_path / "values.yaml"
+    values.write_text("deploymentName: cache\nconfigMap:\n  images: >\n    a=busybox:1.36;\n  cachingMemoryLimit: 30Mi\n",
+                      encoding="utf-8")
+    raw = {**ROLE_DEFAULTS, "image_puller_config": str(values), "image_puller_caching_memory_limit": "40Mi"}
+    out = settings.image_puller_settings(raw, options=ROLE_OPTIONS)
+    assert (out["daemonset_name"], out["caching_memory_limit"]) == ("cache", "40Mi")
+    assert out["images"] == [{"name": "a", "image": "busybox:1.36"}]
+    assert out["config"]["overridden"] == ["image_puller_caching_memory_limit"]
+    # Without the options every set variable is explicit, so the role's default DaemonSet name wins.
+    assert settings.image_puller_settings(raw)["daemonset_name"] == "kubernetes-image-puller"
+    report = settings.image_puller_settings({**raw, "image_puller_config": str(tmp_path / "missing.yaml")}, report=True,
+                                            options=ROLE_OPTIONS)
+    assert report["errors"][0].startswith(f"image_puller_config: cannot read the file {tmp_path / 'missing.yaml'}")

@@ -7,6 +7,8 @@ import pytest
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.images import (
     ImageListError,
+    derive_names,
+    parse_image_list,
     parse_images,
     reference_problem,
     to_upstream_string,
@@ -46,8 +48,8 @@ def test_parse_accepts(value, expected):
     [
         pytest.param("Canton=canton:1", 'image "Canton" in image_puller_images: container name must be a DNS-1123 label '
                      "(lowercase letters, digits, '-'), got \"Canton\"", id="an uppercase name is named in the error"),
-        pytest.param("web", 'entry "web" in image_puller_images: expected name=image, there is no \'=\'',
-                     id="an entry without an equals sign is an error"),
+        pytest.param("Web", 'image "Web" in image_puller_images: invalid image reference "Web": repository path '
+                     'component "Web" must be lowercase', id="an entry without an equals sign is checked as a reference"),
         pytest.param("=nginx", 'entry "=nginx" in image_puller_images: the container name is empty',
                      id="an empty name is an error"),
         pytest.param("web=", 'image "web" in image_puller_images: the image reference is empty',
@@ -67,11 +69,13 @@ def test_parse_accepts(value, expected):
         pytest.param(" ;\n ", "image_puller_images is empty", id="only separators is an empty list"),
         pytest.param([{"name": "web"}], 'image "web" in image_puller_images: the image reference is empty',
                      id="a mapping without image is an error"),
-        pytest.param([{"name": "a", "image": "nginx"}, {"image": "httpd"}],
-                     'entry 2 {"image": "httpd"} in image_puller_images: the container name is empty',
-                     id="a mapping without name is named by its position and content"),
+        pytest.param([{"name": "a", "image": "nginx"}, {"name": "", "image": "httpd"}],
+                     'entry 2 {"image": "httpd", "name": ""} in image_puller_images: the container name is empty',
+                     id="a mapping with an empty name is named by its position and content"),
+        pytest.param([{"image": "Httpd"}], 'entry 1 {"image": "Httpd"} in image_puller_images: invalid image reference',
+                     id="a mapping with only an invalid image is named by its position"),
         pytest.param([{"name": "web", "image": "nginx", "tag": "1"}], "unknown key(s) tag", id="an unknown key is an error"),
-        pytest.param([42], "entry 1 in image_puller_images: expected a mapping", id="a number in the list is an error"),
+        pytest.param([42], "entry 1 in image_puller_images: expected an image reference", id="a number in the list is an error"),
         pytest.param({"web": "nginx"}, "must be a string", id="a mapping instead of a list is an error"),
     ],
 )
@@ -83,7 +87,7 @@ def test_parse_rejects(value, message):
 
 def test_every_bad_entry_is_reported_at_once():
     with pytest.raises(ImageListError) as caught:
-        parse_images("Bad=x;ok=nginx;nothing;dup=a;dup=b;")
+        parse_images("Bad=x;ok=nginx;Nothing;dup=a;dup=b;")
     assert len(caught.value.errors) == 3
     assert str(caught.value).startswith("3 problems:\n- ")
 
@@ -150,3 +154,72 @@ def test_upstream_string_round_trips():
     images = parse_images("b=busybox;a=alpine:3;")
     assert to_upstream_string(images) == "b=busybox;a=alpine:3;"
     assert parse_images(to_upstream_string(images)) == images
+
+
+LONG = "a" * 70
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("nginx:1.27", [("nginx", "nginx:1.27")], id="a bare reference string is named after its repository"),
+        pytest.param(["quay.io/eclipse/che-theia:next"], [("che-theia", "quay.io/eclipse/che-theia:next")],
+                     id="a list item without '=' is a reference; the last path component names it"),
+        pytest.param([{"image": "busybox:1.36"}], [("busybox", "busybox:1.36")], id="a mapping with only image"),
+        pytest.param([{"name": None, "image": "busybox"}], [("busybox", "busybox")], id="a null name is derived too"),
+        pytest.param("acr.example.io/da/canton-enterprise:2.7.0;acr.example.io/da/canton-enterprise:2.7.0-debug;",
+                     [("canton-enterprise-2-7-0", "acr.example.io/da/canton-enterprise:2.7.0"),
+                      ("canton-enterprise-2-7-0-debug", "acr.example.io/da/canton-enterprise:2.7.0-debug")],
+                     id="the same repository twice: the tag makes each name unique"),
+        pytest.param("localhost:5000/kip/sleep:v1", [("sleep", "localhost:5000/kip/sleep:v1")],
+                     id="a registry host with a port is not part of the name"),
+        pytest.param("localhost:5000/app", [("app", "localhost:5000/app")],
+                     id="the port of a registry without a tag is not taken for a tag"),
+        pytest.param(f"quay.io/x/app@{SHA}", [("app", f"quay.io/x/app@{SHA}")], id="a digest reference"),
+        pytest.param(f"a/app@{SHA};b/app@sha256:{'b' * 64}",
+                     [("app-aaaaaaaaaaaa", f"a/app@{SHA}"), ("app-bbbbbbbbbbbb", f"b/app@sha256:{'b' * 64}")],
+                     id="digests make names unique with their first 12 digits"),
+        pytest.param("a/app:1;b/app:1", [("app-1", "a/app:1"), ("app-1-2", "b/app:1")],
+                     id="equal repository and tag: a numeric suffix in list order"),
+        pytest.param("a/app;b/app", [("app", "a/app"), ("app-2", "b/app")],
+                     id="no tag to tell them apart: a numeric suffix"),
+        pytest.param("g/my__app.v2_x:Tag_1.0", [("my-app-v2-x", "g/my__app.v2_x:Tag_1.0")],
+                     id="dots and underscores become one dash"),
+        pytest.param(f"r.io/{LONG}:1", [("a" * 63, f"r.io/{LONG}:1")], id="a long path component is cut to 63"),
+        pytest.param(f"r.io/{LONG}:1;q.io/{LONG}:1",
+                     [("a" * 61 + "-1", f"r.io/{LONG}:1"), ("a" * 59 + "-1-2", f"q.io/{LONG}:1")],
+                     id="cut names keep their tag and numeric suffix within 63"),
+        pytest.param("web=nginx:1;httpd:2.4;nginx", [("web", "nginx:1"), ("httpd", "httpd:2.4"), ("nginx", "nginx")],
+                     id="named and plain entries mix in the string form"),
+        pytest.param("nginx=httpd;nginx:1.27", [("nginx", "httpd"), ("nginx-1-27", "nginx:1.27")],
+                     id="a given name wins; the derived one takes the tag"),
+        pytest.param("nginx:1.27;nginx=httpd", [("nginx-1-27", "nginx:1.27"), ("nginx", "httpd")],
+                     id="a given name later in the list still wins"),
+        pytest.param("nginx-1-27=a;nginx=b;nginx:1.27", [("nginx-1-27", "a"), ("nginx", "b"), ("nginx-1-27-2", "nginx:1.27")],
+                     id="given names taken twice: the numeric suffix resolves it"),
+        pytest.param("quay.io/x/copy-sleep:1", [("copy-sleep-1", "quay.io/x/copy-sleep:1")],
+                     id="the init container's name is never derived"),
+        pytest.param("quay.io/x/copy-sleep", [("copy-sleep-2", "quay.io/x/copy-sleep")],
+                     id="the init container's name without a tag: a numeric suffix"),
+    ],
+)
+def test_names_are_derived(value, expected):
+    images = parse_images(value, reserved=("copy-sleep",))
+    assert images == [{"name": n, "image": i} for n, i in expected]
+    for item in images:
+        assert len(item["name"]) <= 63 and DNS1123.fullmatch(item["name"]), item
+
+
+DNS1123 = __import__("re").compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def test_derived_names_are_reported_and_deterministic():
+    value = "web=nginx;busybox:1.36;quay.io/a/b:c"
+    first = parse_image_list(value)
+    assert first == parse_image_list(value)
+    assert first[1] == ["busybox", "b"]
+
+
+def test_derive_names_never_returns_a_taken_name():
+    names = derive_names(["x/app:1", "y/app:1", "z/app:1"], taken={"app", "app-1", "app-1-2"})
+    assert names == ["app-1-3", "app-1-4", "app-1-5"]
