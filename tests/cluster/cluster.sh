@@ -70,10 +70,16 @@ validate_settings() {
 realnode() { KIP_CLUSTER_DIR=$KIP_CLUSTER_DIR CLUSTER_NAME=$CLUSTER_NAME "$here/realnode.sh" "$@"; }
 
 # Every process of this cluster runs a binary linked from, or a flag naming, its directory.
+# The processes whose command line names the cluster's folder, except this script and its
+# ancestors: a caller's own command line may name the kubeconfig in it (env KUBECONFIG=... make).
 cluster_pids() {
-  local pid
+  local pid ancestors=" " up=$BASHPID
+  while [ -n "$up" ] && [ "$up" != 0 ]; do
+    ancestors+="$up "
+    up=$(ps -o ppid= -p "$up" 2>/dev/null | tr -d " " || true)
+  done
   for pid in $(pgrep -f -- "$KWOK_WORKDIR" 2>/dev/null || true); do
-    [ "$pid" != "$$" ] && [ "$pid" != "$BASHPID" ] && echo "$pid"
+    case $ancestors in *" $pid "*) ;; *) echo "$pid" ;; esac
   done
 }
 
@@ -232,11 +238,22 @@ cmd_up() {
   local qps=(); [ "$CLUSTER_NODES" -lt 100 ] || qps=(--disable-qps-limits)
   # --kubeconfig "": kwokctl would otherwise add the cluster to $KUBECONFIG or ~/.kube/config (the
   # user's own, or another local cluster's) and make it the current context; delete takes it out again.
-  if ! kwokctl --config "$conf" create cluster --name "$CLUSTER_NAME" --kubeconfig "" --wait 3m "${qps[@]}" \
-      >"$KIP_CLUSTER_DIR/create.log" 2>&1; then
-    sed 's/^/  /' "$KIP_CLUSTER_DIR/create.log" >&2
-    die "kwokctl create cluster failed (log above; component logs in $cluster_dir/logs)"
-  fi
+  # kwokctl picks free ports for etcd and the components; a cluster starting at the same moment
+  # can take one first, and the component then runs without its server. Start afresh then.
+  local attempt
+  for attempt in 1 2 3; do
+    if ! kwokctl --config "$conf" create cluster --name "$CLUSTER_NAME" --kubeconfig "" --wait 3m "${qps[@]}" \
+        >"$KIP_CLUSTER_DIR/create.log" 2>&1; then
+      sed 's/^/  /' "$KIP_CLUSTER_DIR/create.log" >&2
+      die "kwokctl create cluster failed (log above; component logs in $cluster_dir/logs)"
+    fi
+    grep -ls 'address already in use' "$cluster_dir"/logs/*.log >/dev/null || break
+    [ "$attempt" -lt 3 ] || die "a component of $CLUSTER_NAME could not bind its port three times; see $cluster_dir/logs"
+    log "a port kwokctl chose was taken meanwhile ($(grep -ls 'address already in use' "$cluster_dir"/logs/*.log | xargs -n1 basename | tr '\n' ' ')); starting afresh"
+    cmd_down >/dev/null
+    mkdir -p "$KIP_CLUSTER_DIR"
+    conf=$(write_config "$KWOK_MODDIR")
+  done
   kc apply -f "$here/manifests/gpu-node.yaml" >/dev/null
   create_plain_nodes "$CLUSTER_NODES"
   [ "$CLUSTER_REAL_NODES" = 0 ] || realnode up
