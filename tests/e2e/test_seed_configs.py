@@ -96,7 +96,7 @@ def test_a_seed_configuration_deploys_as_given(playbook, kubectl, role_namespace
     ("seed", "message"),
     [
         pytest.param("000-helm-values.txt", "in image_puller_images (from image_puller_config configMap.images): "
-                     "container name must be a DNS-1123 label",
+                     "holds the placeholder(s) <image>, <repository>, <tag> of a documentation template",
                      id="seed 000 verbatim: placeholders"),
         pytest.param("002-jarvice-image.config", "per-architecture images are not supported yet (issue 11)",
                      id="seed 002 verbatim: an image per architecture"),

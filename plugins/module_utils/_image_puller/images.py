@@ -37,6 +37,10 @@ _SEPARATORS = re.compile(r"[;\n]")
 VARIABLE = "image_puller_images"
 
 
+# A documentation template's slot, as in "<image>=<repository>/<image>:<tag>".
+PLACEHOLDER = re.compile(r"<[^<>=;\s]*>")
+
+
 class ImageListError(ValueError):
     """One or more entries of the image list are invalid; ``errors`` holds one message per problem."""
 
@@ -216,6 +220,11 @@ def parse_image_list(value, *, variable: str = VARIABLE, reserved: tuple[str, ..
     valid: list[tuple[str | None, str]] = []
     first_position: dict[str, int] = {}
     for position, (name, image, entry) in enumerate(entries, start=1):
+        placeholders = sorted(set(PLACEHOLDER.findall(f"{name or ''}={image}")))
+        if placeholders:
+            errors.append(f"{entry} in {variable}: holds the placeholder(s) {', '.join(placeholders)} of a documentation "
+                          "template; put the real container name and image reference in their place")
+            continue
         if name is not None and not name:
             errors.append(f"{entry} in {variable}: the container name is empty")
             continue

@@ -56,6 +56,12 @@ def test_parse_accepts(value, expected):
                      id="an empty image is an error"),
         pytest.param("web=a=b", "there is more than one '='", id="two equals signs in one entry are an error"),
         pytest.param("-web=nginx", "must be a DNS-1123 label", id="a name starting with a dash is an error"),
+        pytest.param("<image>=<repository>/<image>:<tag>;",
+                     'entry "<image>=<repository>/<image>:<tag>" in image_puller_images: holds the placeholder(s) '
+                     "<image>, <repository>, <tag> of a documentation template",
+                     id="a documentation template's placeholders are named, not taken for a bad name"),
+        pytest.param(["registry.example/<team>/app:1"], "holds the placeholder(s) <team>",
+                     id="a placeholder in a plain reference is named too"),
         pytest.param("web_1=nginx", "must be a DNS-1123 label", id="an underscore in a name is an error"),
         pytest.param("a" * 64 + "=x", "at most 63 characters, got 64", id="a 64 character name is an error"),
         pytest.param("web=nginx;web=httpd", 'image "web" in image_puller_images: duplicate container name (entries 1 and 2)',

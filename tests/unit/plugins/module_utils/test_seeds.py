@@ -112,8 +112,8 @@ def test_seed_004_openshift_parameters_need_images_and_leave_the_controller_out(
     ("name", "message"),
     [
         pytest.param("000-helm-values.txt",
-                     'image "<image>" in image_puller_images (from image_puller_config configMap.images): '
-                     "container name must be a DNS-1123 label",
+                     'entry "<image>=<repository>/<image>:<tag>" in image_puller_images (from image_puller_config '
+                     "configMap.images): holds the placeholder(s) <image>, <repository>, <tag> of a documentation template",
                      id="seed 000 verbatim: its placeholders are refused, naming the Helm key they came from"),
         pytest.param("002-jarvice-image.config",
                      "image_puller_config (jarvice-cache-pull image list): entry 1 (ref 'ubuntu:xenial') names a "
