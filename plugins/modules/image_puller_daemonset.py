@@ -90,9 +90,10 @@ options:
   pull_secrets:
     description:
       - With O(state=present), Secrets (the pull Secrets of the DaemonSet) to server-side apply after O(objects) and
-        before the DaemonSet. Their O(pull_secrets[].data) is C(no_log), and the module never returns it: in
-        RV(objects) a Secret shows only its kind, name and namespace, and in the diff every data value is
-        V((masked)), or V((masked, changed)) on the after side when it changes.
+        before the DaemonSet.
+      - Their O(pull_secrets[].data) is C(no_log), and the module never returns it. In RV(objects) a Secret shows
+        only its kind, name and namespace, and in the diff every data value is V((masked)), or V((masked, changed))
+        on the after side when it changes.
       - Each must carry the labels C(image-puller.kip/pull-secret-of=<the DaemonSet's name>) and
         C(app.kubernetes.io/managed-by=kip.image_puller). A Secret of the same name without that
         C(managed-by) label (one the module did not make) stops the module before any write.
@@ -158,6 +159,8 @@ notes:
     C(list) (and C(watch) on pods for O(state=absent) and re-creation), in the namespace of the DaemonSet.
   - With O(namespace_definition), O(objects), O(quota_check) or O(restart), the connection user also needs C(get) and
     C(patch) on those objects (C(create) for new ones), and what M(kip.image_puller.image_puller_quota) reads.
+  - With O(pull_secrets), the connection user also needs C(get), C(list), C(create), C(patch) and C(delete) on Secrets in
+    the namespace of the DaemonSet.
   - A DaemonSet with the C(OnDelete) update strategy replaces no pod on its own; the wait then only asks that every
     existing pod is ready and available.
 seealso:
