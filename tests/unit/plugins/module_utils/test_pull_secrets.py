@@ -169,3 +169,85 @@ def test_the_module_fills_in_kind_and_namespace():
     assert (checked["apiVersion"], checked["kind"], checked["metadata"]["namespace"]) == ("v1", "Secret", "ns")
     assert secret_objects.shown(checked) == {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cache-pull-quay-io", "namespace": "ns"}}
     assert secret_objects.selector("cache") == f"{ps.LABEL}=cache,app.kubernetes.io/managed-by=kip.image_puller"
+
+
+class FakeSecretApi:
+    """Stands in for objects.ObjectApi with Secrets in one namespace: what apply_secrets reads, writes and deletes."""
+
+    dry_run = False
+
+    def __init__(self, live):
+        self.live = {obj["metadata"]["name"]: obj for obj in live}
+        self.deleted, self.applied = [], []
+        self.retrier = self
+        self.dynamic = self
+
+    @staticmethod
+    def call(_what, action):
+        return action()
+
+    @staticmethod
+    def resource_of(_obj):
+        return "secrets"
+
+    def read(self, obj):
+        return self.live.get(obj["metadata"]["name"])
+
+    def apply(self, _resource, obj):
+        self.applied.append(obj["metadata"]["name"])
+        self.live[obj["metadata"]["name"]] = obj
+        return obj
+
+    def items(self, kind, _version, namespace, label_selector):
+        assert (kind, namespace, label_selector) == ("Secret", "ns", secret_objects.selector("cache"))
+        return [obj for obj in self.live.values() if (obj["metadata"].get("labels") or {}).get(ps.LABEL) == "cache"]
+
+    def delete(self, _resource, name, namespace):
+        assert namespace == "ns"
+        self.deleted.append(name)
+
+
+def full(name, data, labels=None):
+    return {"apiVersion": "v1", "kind": "Secret", "type": ps.SECRET_TYPE,
+            "metadata": {"name": name, "namespace": "ns", "labels": labels if labels is not None else
+                         {ps.LABEL: "cache", "app.kubernetes.io/managed-by": "kip.image_puller"}},
+            "data": {ps.DATA_KEY: data}}
+
+
+@pytest.mark.parametrize("live, given, actions, deleted", [
+    ([], [full("a", "AAA")], [("a", "created", True)], []),
+    ([full("a", "AAA")], [full("a", "AAA")], [("a", "unchanged", False)], []),
+    ([full("a", "AAA")], [full("a", "BBB")], [("a", "updated", True)], []),
+    # a registry no longer listed: its Secret goes; one the role did not make stays
+    ([full("a", "AAA"), full("b", "BBB"), full("mine", "CCC", labels={})], [full("a", "AAA")],
+     [("a", "unchanged", False), ("b", "deleted", True)], ["b"]),
+    ([full("a", "AAA")], [], [("a", "deleted", True)], ["a"]),
+])
+def test_apply_secrets_reports_by_name_and_prunes_only_its_own(live, given, actions, deleted):
+    api = FakeSecretApi(live)
+    checked = secret_objects.check_secrets(given, "ns", "cache")
+    outcomes = []
+    secret_objects.apply_secrets(api, checked, secret_objects.refuse_foreign(api, checked), namespace="ns",
+                                 daemonset_name="cache", namespace_pending=False, outcomes=outcomes)
+    assert [(o.report()["name"], o.report()["action"], o.report()["changed"]) for o in outcomes] == actions
+    assert api.deleted == deleted
+    shown = json.dumps([o.report() for o in outcomes] + [o.diff() for o in outcomes])
+    assert not any(value in shown for value in ("AAA", "BBB", "CCC")), "a Secret's data shows in the result or the diff"
+
+
+def test_a_foreign_secret_of_the_same_name_stops_before_any_write():
+    api = FakeSecretApi([full("a", "AAA", labels={"team": "x"})])
+    with pytest.raises(ImagePullerError, match="exists and was not made by kip.image_puller") as caught:
+        secret_objects.refuse_foreign(api, secret_objects.check_secrets([full("a", "BBB")], "ns", "cache"))
+    assert "AAA" not in str(caught.value) and "BBB" not in str(caught.value)
+    assert api.applied == [] and api.deleted == []
+
+
+def test_check_mode_in_a_namespace_to_be_created_shows_the_secrets_masked_and_reads_nothing():
+    api = FakeSecretApi([])
+    outcomes = []
+    secret_objects.apply_secrets(api, secret_objects.check_secrets([full("a", "AAA")], "ns", "cache"), {}, namespace="ns",
+                                 daemonset_name="cache", namespace_pending=True, outcomes=outcomes)
+    assert [o.report()["action"] for o in outcomes] == ["would be created"]
+    assert outcomes[0].diff()["after"]["data"] == {ps.DATA_KEY: ps.MASK_CHANGED}
+    assert api.applied == []
