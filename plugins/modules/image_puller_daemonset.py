@@ -334,7 +334,8 @@ def main() -> None:
         "objects": {"type": "list", "elements": "dict", "default": []},
         "quota_check": {"type": "bool", "default": False},
         "restart": {"type": "bool", "default": False},
-        "pull_secrets": {"type": "list", "elements": "dict", "options": {
+        # Only the data of each Secret is a secret (no_log below); the names and labels are shown.
+        "pull_secrets": {"type": "list", "elements": "dict", "no_log": False, "options": {
             "apiVersion": {"type": "str", "default": "v1", "choices": ["v1"]},
             "kind": {"type": "str", "default": "Secret", "choices": ["Secret"]},
             "metadata": {"type": "dict", "required": True},

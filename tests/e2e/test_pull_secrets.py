@@ -102,3 +102,52 @@ def test_the_kubelet_pulls_with_the_secret_made_from_credentials_which_never_sho
         assert kubectl.run("get", "secret", "not-ours", "-n", namespace, check=False).returncode == 0, "remove deleted a foreign Secret"
     finally:
         kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_credentials_compose_with_the_jarvice_secret_change_without_a_roll_and_never_take_a_foreign_secret(kubectl, cluster_env, tmp_path):
+    """On the kwok nodes: a Secret of the derived name that is not the role's stops the deploy before any
+    change; the jarvice config's Secret name and the made ones add up; new credentials update the Secret
+    without rolling the pods; a registry no longer listed loses its Secret."""
+    namespace = f"e2e-pull-{uuid.uuid4().hex[:8]}"
+    kubectl.run("create", "namespace", namespace)
+    kubectl.run("create", "secret", "generic", "jarvice-pull-registry-example-com", "-n", namespace, "--from-literal=k=v")
+    seed = Path(__file__).resolve().parents[1] / "unit" / "fixtures" / "seeds" / "002-jarvice-configmap-single-arch.yaml"
+    passwords = ["first-" + uuid.uuid4().hex, "second-" + uuid.uuid4().hex, "ghcr-" + uuid.uuid4().hex]
+
+    def variables(password, *more):
+        return {"config": str(seed), "daemonset_name": "jarvice", "namespace": namespace, "create_namespace": False,
+                "wait_timeout": 120, "registry_credentials": [
+                    {"registry": "registry.example.com", "username": "u", "password": password}, *more]}
+
+    ghcr = {"docker_config": json.dumps({"auths": {"ghcr.io": {"username": "g", "password": passwords[2]}}})}
+    try:
+        refused = run(cluster_env, tmp_path, "deploy", variables(passwords[0], ghcr), "--diff")
+        assert refused.returncode != 0
+        assert "Secret/" + namespace + "/jarvice-pull-registry-example-com exists and was not made by kip.image_puller" in refused.stdout
+        assert kubectl.json("get", "secret", "jarvice-pull-registry-example-com", "-n", namespace)["data"] == {"k": b64("v")}
+        assert kubectl.run("get", "daemonset,configmap,secret/jarvice-pull-ghcr-io", "-n", namespace, "-o", "name",
+                           check=False).stdout.strip() == "", "the refused deploy changed something"
+        kubectl.run("delete", "secret", "jarvice-pull-registry-example-com", "-n", namespace)
+
+        first = run(cluster_env, tmp_path, "deploy", variables(passwords[0], ghcr))
+        assert first.returncode == 0, first.stdout[-6000:]
+        ds = kubectl.json("get", "daemonset", "jarvice", "-n", namespace)
+        assert ds["spec"]["template"]["spec"]["imagePullSecrets"] == [
+            {"name": "jarvice-docker"}, {"name": "jarvice-pull-registry-example-com"}, {"name": "jarvice-pull-ghcr-io"}]
+        before = kubectl.json("get", "secret", "jarvice-pull-registry-example-com", "-n", namespace)["data"]
+
+        changed = run(cluster_env, tmp_path, "deploy", variables(passwords[1], ghcr), "--diff", "-v")
+        assert changed.returncode == 0, changed.stdout[-6000:]
+        assert "changed=0" not in recap(changed)
+        assert not leaks(changed, passwords + [b64(f"u:{p}") for p in passwords])
+        after = kubectl.json("get", "secret", "jarvice-pull-registry-example-com", "-n", namespace)["data"]
+        assert after != before and passwords[1] in base64.b64decode(after[".dockerconfigjson"]).decode()
+        assert kubectl.json("get", "daemonset", "jarvice", "-n", namespace)["metadata"]["generation"] == ds["metadata"]["generation"], \
+            "new credentials rolled the pods"
+
+        dropped = run(cluster_env, tmp_path, "deploy", variables(passwords[1]))
+        assert dropped.returncode == 0, dropped.stdout[-6000:]
+        assert kubectl.run("get", "secret", "jarvice-pull-ghcr-io", "-n", namespace, check=False).returncode != 0
+        assert kubectl.run("get", "secret", "jarvice-pull-registry-example-com", "-n", namespace, check=False).returncode == 0
+    finally:
+        kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
