@@ -29,9 +29,9 @@ description:
     an image or to create a container and nothing else is wrong, since no waiting fixes that.
   - With O(state=absent) deletes the DaemonSet in the foreground and waits until its pods are gone.
   - "A whole deploy in one module run (each run loads the Kubernetes client, which costs more than the writes): with
-    O(namespace_definition), O(objects), O(quota_check) and O(restart) the module, before the DaemonSet and in this
-    order, reads the namespace, runs the quota pre-flight of M(kip.image_puller.image_puller_quota), server-side
-    applies the namespace and each object, and restarts the pods. Bad input, a missing namespace that may not be
+    O(namespace_definition), O(objects), O(pull_secrets), O(quota_check) and O(restart) the module, before the
+    DaemonSet and in this order, reads the namespace, runs the quota pre-flight of M(kip.image_puller.image_puller_quota),
+    server-side applies the namespace, each object and each pull Secret, and restarts the pods. Bad input, a missing namespace that may not be
     created and a quota shortfall stop it before any write."
   - When nothing changed and the DaemonSet's status already says the rollout is done, the wait reads no pod, so a
     re-run costs the same on any number of nodes.
@@ -72,8 +72,8 @@ options:
         ClusterRoleBinding and NetworkPolicy that go with the DaemonSet.
       - Each needs C(apiVersion), C(kind) and C(metadata.name). A namespaced object without C(metadata.namespace) goes
         into the DaemonSet's namespace; no other namespace is allowed.
-      - Secrets are refused (their data would show in the task's arguments and result); so are a DaemonSet and a
-        Namespace, which have options of their own.
+      - Secrets are refused (their data would show in the task's arguments and result; pull Secrets go in
+        O(pull_secrets)); so are a DaemonSet and a Namespace, which have options of their own.
       - They are applied under the field manager V(kip.image_puller), forcing conflicts, and never deleted by this
         module.
     type: list
@@ -87,6 +87,43 @@ options:
       - Its result is returned in RV(quota).
     type: bool
     default: false
+  pull_secrets:
+    description:
+      - With O(state=present), Secrets (the pull Secrets of the DaemonSet) to server-side apply after O(objects) and
+        before the DaemonSet.
+      - Their O(pull_secrets[].data) is C(no_log), and the module never returns it. In RV(objects) a Secret shows
+        only its kind, name and namespace, and in the diff every data value is V((masked)), or V((masked, changed))
+        on the after side when it changes.
+      - Each must carry the labels C(image-puller.kip/pull-secret-of=<the DaemonSet's name>) and
+        C(app.kubernetes.io/managed-by=kip.image_puller). A Secret of the same name without that
+        C(managed-by) label (one the module did not make) stops the module before any write.
+      - Secrets in the namespace with both labels that are not given are deleted, so V([]) deletes them all; without
+        this option no Secret is read or touched.
+    type: list
+    elements: dict
+    suboptions:
+      apiVersion:
+        description: The API version of a Secret.
+        type: str
+        choices: [v1]
+        default: v1
+      kind:
+        description: The kind.
+        type: str
+        choices: [Secret]
+        default: Secret
+      metadata:
+        description: The Secret's metadata; C(namespace), when set, must be the DaemonSet's.
+        type: dict
+        required: true
+      type:
+        description: The Secret's type.
+        type: str
+        default: kubernetes.io/dockerconfigjson
+      data:
+        description: The Secret's data, base64-encoded values by key (for example C(.dockerconfigjson)).
+        type: dict
+        required: true
   restart:
     description:
       - With O(state=present), restart every pod of the existing DaemonSet now, as C(kubectl rollout restart) does
@@ -115,12 +152,15 @@ attributes:
       - The diff compares the DaemonSet before and after, without C(status), C(managedFields), C(resourceVersion),
         C(generation), C(uid), C(creationTimestamp) and the controller's template generation annotation.
       - With O(namespace_definition) or O(objects), one diff per object, each headed by its kind, namespace and name,
-        the DaemonSet last. No Secret is ever applied, so no secret shows in a diff.
+        the DaemonSet last. The data of a Secret of O(pull_secrets) shows only as V((masked)) or
+        V((masked, changed)), so no secret shows in a diff.
 notes:
   - The connection user needs on DaemonSets C(get), C(create), C(patch), C(delete) and C(watch), and on pods and events
     C(list) (and C(watch) on pods for O(state=absent) and re-creation), in the namespace of the DaemonSet.
   - With O(namespace_definition), O(objects), O(quota_check) or O(restart), the connection user also needs C(get) and
     C(patch) on those objects (C(create) for new ones), and what M(kip.image_puller.image_puller_quota) reads.
+  - With O(pull_secrets), the connection user also needs C(get), C(list), C(create), C(patch) and C(delete) on Secrets in
+    the namespace of the DaemonSet.
   - A DaemonSet with the C(OnDelete) update strategy replaces no pod on its own; the wait then only asks that every
     existing pod is ready and available.
 seealso:
@@ -248,7 +288,8 @@ objects:
     - What was done with the namespace (O(namespace_definition)) and each of O(objects), in order, with keys C(kind),
       C(name), C(namespace) (null for a cluster-scoped object), C(changed) and C(action).
     - C(action) is one of V(created), V(updated), V(unchanged), V(labelled (pod security only)) (a namespace someone
-      else made) and, in check mode in a namespace that does not exist yet, V(would be created).
+      else made), V(deleted) (a Secret the module made for the DaemonSet that O(pull_secrets) no longer gives) and, in
+      check mode in a namespace that does not exist yet, V(would be created).
     - On a failure, the objects applied before it.
   returned: O(state=present)
   type: list
@@ -293,6 +334,14 @@ def main() -> None:
         "objects": {"type": "list", "elements": "dict", "default": []},
         "quota_check": {"type": "bool", "default": False},
         "restart": {"type": "bool", "default": False},
+        # Only the data of each Secret is a secret (no_log below); the names and labels are shown.
+        "pull_secrets": {"type": "list", "elements": "dict", "no_log": False, "options": {
+            "apiVersion": {"type": "str", "default": "v1", "choices": ["v1"]},
+            "kind": {"type": "str", "default": "Secret", "choices": ["Secret"]},
+            "metadata": {"type": "dict", "required": True},
+            "type": {"type": "str", "default": "kubernetes.io/dockerconfigjson"},
+            "data": {"type": "dict", "required": True, "no_log": True},
+        }},
     }, run)
 
 

@@ -83,6 +83,10 @@ def awx(tmp_path_factory, kubectl, kubeconfig):
         "pull secret password": pull_password,
         "pull secret data (base64)": base64.b64encode(dockerconfig.encode()).decode()[:64],
         "pull secret auth": auth,
+        # the docker config the role writes into the Secret it makes from image_puller_registry_credentials
+        "pull secret data from credentials (base64)": base64.b64encode(json.dumps(
+            {"auths": {"registry.example.com": {"auth": auth, "password": pull_password, "username": "kip"}}},
+            sort_keys=True, separators=(",", ":")).encode()).decode()[:64],
     }
 
     def job(name, playbook, *, token="awx", host=None, cmdline="", **answers):
@@ -168,6 +172,27 @@ def test_a_failing_task_and_check_mode_show_no_secret(awx):
     assert check.rc == 0, check.stdout[-3000:]
 
 
+def test_registry_credentials_make_a_pull_secret_and_never_reach_a_job_event(awx, kubectl):
+    """The deployer's jobs at -vvv --diff, again, and in check mode with a docker config: the password is
+    checked for in every job event and artifact by test_no_secret_appears_in_any_job_artifact."""
+    name = "kubernetes-image-puller-pull-registry-example-com"
+    answers = {"image_puller_images": "web=registry.example.com/web:1.0;", "image_puller_wait_timeout": 300,
+               "image_puller_registry_credentials": [{"registry": "registry.example.com", "username": "kip",
+                                                      "password": awx["pull_password"]}]}
+    first = awx["job"]("deploy-credentials", "image_puller_deploy.yml", cmdline="-vvv --diff", **answers)
+    assert first.rc == 0, first.stdout[-3000:]
+    assert kubectl.json("get", "secret", name, "-n", awx["target"])["type"] == "kubernetes.io/dockerconfigjson"
+    ds = kubectl.json("get", "daemonset", "kubernetes-image-puller", "-n", awx["target"])
+    assert ds["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": name}]
+    again = awx["job"]("deploy-credentials-again", "image_puller_deploy.yml", cmdline="-vvv --diff", **answers)
+    assert again.rc == 0 and again.changed() == 0, again.stdout[-3000:]
+    config = json.dumps({"auths": {"registry.example.com": {"username": "kip", "password": awx["pull_password"]}}})
+    check = awx["job"]("check-docker-config", "image_puller_deploy.yml", cmdline="--check --diff -vvv",
+                       **{**answers, "image_puller_registry_credentials": [{"docker_config": config}]})
+    assert check.rc == 0, check.stdout[-3000:]
+    assert "(masked" in check.stdout
+
+
 def test_a_misspelt_variable_stops_the_job_naming_the_right_one(awx):
     job = awx["job"]("misspelt", "image_puller_deploy.yml", image_puller_images="web=registry.example.com/web:1.0;",
                      image_puller_memory_limit="1Gi")
@@ -188,6 +213,10 @@ def test_remove_removes(awx, kubectl):
     # The pull secret is not the role's: the namespace stays, and the secret's data was read
     # (listing what is left) but never shown.
     assert "Kept namespace" in admin.stdout and "Secret/regcred" in admin.stdout
+    # the pull Secret the role made from credentials went with the deployer's remove
+    assert "Secret/kubernetes-image-puller-pull-" not in admin.stdout
+    assert kubectl.run("get", "secret", "kubernetes-image-puller-pull-registry-example-com", "-n", awx["target"],
+                       check=False).returncode != 0
     assert kubectl.run("get", "role", "kubernetes-image-puller-deployer", "-n", awx["target"], check=False).returncode != 0
 
 

@@ -8,7 +8,9 @@
 In order, so that bad input or a shortfall changes nothing:
   1. read the namespace (namespace_definition); missing and create_namespace false: fail;
   2. the quota pre-flight (quota_check), skipped cheaply when the pod template does not change;
-  3. apply the namespace, then each of objects (ConfigMap, ServiceAccount, RBAC, NetworkPolicy, ...);
+  3. apply the namespace, then each of objects (ConfigMap, ServiceAccount, RBAC, NetworkPolicy, ...),
+     then the pull_secrets (masked in the result and diff; a foreign Secret of the same name is
+     refused before step 2, and the module's Secrets no longer given are deleted; secret_objects.py);
   4. restart the pods of the existing DaemonSet (restart).
 runner.py then applies the DaemonSet and waits, as without these options.
 """
@@ -20,6 +22,7 @@ import datetime
 from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import objects as objs
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import secret_objects
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import preflight
@@ -50,7 +53,8 @@ class Prepared:
 
 def wanted(params: dict[str, Any]) -> bool:
     """Whether any of the deploy options is set (without them the module only handles the DaemonSet)."""
-    return bool(params.get("namespace_definition") or params.get("objects") or params.get("quota_check") or params.get("restart"))
+    return bool(params.get("namespace_definition") or params.get("objects") or params.get("quota_check") or params.get("restart")
+                or params.get("pull_secrets") is not None)
 
 
 def check_params(params: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
@@ -68,6 +72,9 @@ def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: d
     """Steps 1 to 4 of this module's docstring; raises ImagePullerError (with what was done) on the first failure."""
     namespace = definition["metadata"]["namespace"]
     extra = check_params(params, namespace)
+    secrets = None
+    if params.get("pull_secrets") is not None:
+        secrets = secret_objects.check_secrets(params["pull_secrets"], namespace, definition["metadata"]["name"])
     api = objs.ObjectApi(client, field_manager=FIELD_MANAGER, retrier=retrier)
     prepared = Prepared()
     namespace_definition = params.get("namespace_definition")
@@ -79,6 +86,10 @@ def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: d
                                    "create it first, or set create_namespace to true")
         prepared.namespace_pending = check_mode and live_namespace is None
 
+    live_secrets = {}
+    if secrets and not prepared.namespace_pending:
+        live_secrets = secret_objects.refuse_foreign(api, secrets)
+
     if params.get("quota_check"):
         # a re-run that changes no pod template reads no node and no pod
         prepared.quota = preflight(api, definition, skip_unchanged=True)
@@ -89,6 +100,9 @@ def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: d
         if namespace_definition:
             prepared.outcomes.append(objs.apply_namespace(api, namespace_definition, live_namespace))
         objs.apply_objects(api, extra, namespace=namespace, namespace_pending=prepared.namespace_pending, outcomes=prepared.outcomes)
+        if secrets is not None:
+            secret_objects.apply_secrets(api, secrets, live_secrets, namespace=namespace, daemonset_name=definition["metadata"]["name"],
+                                         namespace_pending=prepared.namespace_pending, outcomes=prepared.outcomes)
         if params.get("restart") and not prepared.namespace_pending:
             now = datetime.datetime.now(tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             prepared.restarted = objs.restart_daemonset(api, definition, now)

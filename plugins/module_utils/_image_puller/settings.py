@@ -22,6 +22,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.ima
     parse_image_list,
     reference_problem,
 )
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import pull_secrets
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import (
     QuantityError,
     parse_quantity,
@@ -328,6 +329,8 @@ def derived_names(daemonset_name: str, namespace: str, labels: dict) -> dict:
         "field_manager": FIELD_MANAGER,
         "init_container": INIT_CONTAINER,
         "node_label": node_label_key(daemonset_name),
+        # on each pull Secret made from image_puller_registry_credentials (see pull_secrets.py)
+        "pull_secret_label": pull_secrets.LABEL,
         "deployer_name": f"{daemonset_name}-deployer",
         # cluster-scoped names must be unique across namespaces
         "deployer_cluster_name": f"{FIELD_MANAGER}:{namespace}:{daemonset_name}:deployer",
@@ -350,6 +353,25 @@ def _deployer(check: _Checker) -> dict | None:
     if kind == "ServiceAccount":
         return {"kind": kind, "name": str(name), "namespace": str(namespace)}
     return {"kind": kind, "name": str(name), "apiGroup": "rbac.authorization.k8s.io"}
+
+
+def _registry_credentials(check: _Checker, out: dict) -> None:
+    """The pull Secrets made from image_puller_registry_credentials, by name and registry only (no credential).
+
+    Their names join image_puller_image_pull_secrets, after the names given there.
+    Errors name the entry and key, never a value (pull_secrets.py).
+    """
+    out["pull_secrets"] = []
+    name = check.raw.get(PREFIX + "daemonset_name")
+    name = name.strip() if isinstance(name, str) else ""
+    try:
+        made = pull_secrets.public(pull_secrets.pull_secrets(check.raw.get(pull_secrets.VARIABLE), name or "x"))
+    except pull_secrets.PullSecretError as exc:
+        check.errors.extend(exc.errors)
+        return
+    out["pull_secrets"] = made
+    if out["image_pull_secrets"] is not None:
+        out["image_pull_secrets"] += [secret["name"] for secret in made if secret["name"] not in out["image_pull_secrets"]]
 
 
 def _no_file(path):
@@ -387,6 +409,9 @@ def notes(settings: dict) -> list[str]:
             lines.append("set explicitly, winning over " + CONFIG_VARIABLE + ": " + ", ".join(config["overridden"]))
         if config["ignored"]:
             lines.append(f"{CONFIG_VARIABLE} ignored (no meaning here): " + "; ".join(config["ignored"]))
+    if settings.get("pull_secrets"):
+        lines.append("pull Secrets made from image_puller_registry_credentials: " + ", ".join(
+            f"{secret['name']} ({secret['registry']})" for secret in settings["pull_secrets"]))
     derived = set(settings.get("derived_names") or ())
     if derived:
         lines.append("derived container names: " + ", ".join(
@@ -443,6 +468,7 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=(INIT_CONTAINER,), re
     out["affinity"] = check.affinity()
     out["tolerations"] = check.tolerations()
     out["image_pull_secrets"] = check.name_list("image_pull_secrets")
+    _registry_credentials(check, out)
     out["daemonset_annotations"] = check.string_map("daemonset_annotations", '{"owner": "platform"}', label_values=False)
     out["labels"] = check.string_map("labels", '{"team": "platform"}')
     if out["labels"]:
