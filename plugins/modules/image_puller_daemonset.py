@@ -87,6 +87,14 @@ options:
       - Its result is returned in RV(quota).
     type: bool
     default: false
+  compare_definitions:
+    description:
+      - With O(quota_check), other shapes of the DaemonSet (the role passes its other C(image_puller_mode)); the
+        pre-flight reports what each would need beside O(definition)
+        (O(kip.image_puller.image_puller_quota#module:compare_definitions)). Never applied.
+    type: list
+    elements: dict
+    default: []
   restart:
     description:
       - With O(state=present), restart every pod of the existing DaemonSet now, as C(kubectl rollout restart) does
@@ -292,6 +300,7 @@ def main() -> None:
         "create_namespace": {"type": "bool", "default": True},
         "objects": {"type": "list", "elements": "dict", "default": []},
         "quota_check": {"type": "bool", "default": False},
+        "compare_definitions": {"type": "list", "elements": "dict", "default": []},
         "restart": {"type": "bool", "default": False},
     }, run)
 
