@@ -354,7 +354,8 @@ def describe_shapes(shapes: list[dict[str, Any]]) -> list[str]:
     for index, shape in enumerate(shapes):
         pod, total = shown(shape["pod"]), shown(shape["total"])
         verb = "needs" if index == 0 else "would need"
-        lines.append(f'image_puller_mode {shape["mode"]} {verb} {pod} per pod; on {shape["nodes"]} eligible nodes {total}')
+        nodes = f'{shape["nodes"]} eligible node{"" if shape["nodes"] == 1 else "s"}'
+        lines.append(f'image_puller_mode {shape["mode"]} {verb} {pod} per pod; on {nodes} {total}')
     return lines
 
 
