@@ -18,7 +18,8 @@ import sys
 import pytest
 import yaml
 
-from test_real_node import (  # noqa: F401  pylint: disable=unused-import  (fixtures)
+# node, fixture_namespace and fixture_playbook are the real-node tests' fixtures, imported to be used here
+from test_real_node import (  # noqa: F401  pylint: disable=unused-import
     ANSIBLE_PLAYBOOK,
     NODE,
     PULLER_UID,

@@ -346,11 +346,11 @@ def shape_needs(definition: dict[str, Any], *, nodes: int, limit_ranges: Iterabl
 
 def describe_shapes(shapes: list[dict[str, Any]]) -> list[str]:
     """One line per shape: its mode, one pod's needs and the total on the eligible nodes (the first is the one deployed)."""
-    lines = []
     # the bare names (cpu, memory) repeat requests.*: the line shows requests and limits only
     def shown(values: dict[str, str]) -> str:
         return ", ".join(f"{name} {value}" for name, value in values.items() if name.startswith(("requests.", "limits.")))
 
+    lines = []
     for index, shape in enumerate(shapes):
         pod, total = shown(shape["pod"]), shown(shape["total"])
         verb = "needs" if index == 0 else "would need"

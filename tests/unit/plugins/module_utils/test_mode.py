@@ -109,8 +109,8 @@ def test_both_shapes_cache_the_same_images_in_the_same_order(rendered):
     (3, 60, 20),
     (50, 1000, 20),  # the seeds' pain: the daemon shape grows with the images, the init shape does not
 ])
-def test_the_footprint_is_the_larger_of_the_biggest_init_container_and_the_sum_of_the_containers(rendered, images, daemon_memory_limit,
-                                                                                                  init_memory_limit):
+def test_the_footprint_is_the_larger_of_the_biggest_init_container_and_the_sum_of_the_containers(
+        rendered, images, daemon_memory_limit, init_memory_limit):
     def widened(daemonset: dict, shape: str) -> dict:
         spec = json.loads(json.dumps(pod_spec(daemonset)))
         key = "containers" if shape == "daemon" else "initContainers"
