@@ -56,8 +56,9 @@ def _image_entry(container: Mapping[str, Any], status: Mapping[str, Any] | None,
         entry["state"] = RUNNING
         entry["cached"] = True
     elif "terminated" in state and init and (state["terminated"] or {}).get("exitCode") == 0:
+        # it ran from the image, so the image was on the node (as for a running container)
         entry["state"] = COMPLETED
-        entry["cached"] = bool(entry["image_id"])
+        entry["cached"] = True
     elif "terminated" in state:
         terminated = state["terminated"] or {}
         entry.update(state=FAILED, reason=terminated.get("reason") or "Terminated",
