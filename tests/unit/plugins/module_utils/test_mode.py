@@ -302,3 +302,15 @@ def test_diagnosis_names_the_image_node_and_reason_of_an_init_container():
 ])
 def test_the_table_row_of_an_init_pod(status, shows):
     assert readiness.row_shows_problem({"status": status, "node": "node-0"}) is shows
+
+
+def test_a_pre_flight_that_reads_nothing_still_reports_both_shapes_on_the_nodes_the_daemonset_runs_on(rendered):
+    from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import unchanged_result
+
+    current = {"status": {"desiredNumberScheduled": 20}}
+    result = unchanged_result(rendered["init"], current, [rendered["daemon"]])
+    assert result["unchanged"] and result["fits"]
+    assert [(shape["mode"], shape["nodes"], shape["total"]["limits.memory"]) for shape in result["shapes"]] == [
+        ("init", 20, "400Mi"), ("daemon", 20, "1200Mi")]
+    assert result["shape_lines"] == result["messages"][1:]
+    assert unchanged_result(rendered["init"], current)["messages"] == result["messages"][:1]
