@@ -124,6 +124,14 @@ options:
         description: The Secret's data, base64-encoded values by key (for example C(.dockerconfigjson)).
         type: dict
         required: true
+  compare_definitions:
+    description:
+      - With O(quota_check), other shapes of the DaemonSet (the role passes its other C(image_puller_mode)); the
+        pre-flight reports what each would need beside O(definition)
+        (O(kip.image_puller.image_puller_quota#module:compare_definitions)). Never applied.
+    type: list
+    elements: dict
+    default: []
   restart:
     description:
       - With O(state=present), restart every pod of the existing DaemonSet now, as C(kubectl rollout restart) does
@@ -333,6 +341,7 @@ def main() -> None:
         "create_namespace": {"type": "bool", "default": True},
         "objects": {"type": "list", "elements": "dict", "default": []},
         "quota_check": {"type": "bool", "default": False},
+        "compare_definitions": {"type": "list", "elements": "dict", "default": []},
         "restart": {"type": "bool", "default": False},
         # Only the data of each Secret is a secret (no_log below); the names and labels are shown.
         "pull_secrets": {"type": "list", "elements": "dict", "no_log": False, "options": {

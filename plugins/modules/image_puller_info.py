@@ -19,7 +19,9 @@ description:
   - "Per image on that node: V(waiting) (no pod yet, not scheduled, or its init container has not finished),
     V(pulling) (the kubelet pulls the image or creates the container, C(ContainerCreating)), V(running), or V(failed)
     (C(ErrImagePull), C(ImagePullBackOff), C(InvalidImageName), C(CrashLoopBackOff), C(CreateContainerConfigError),
-    ...), with the kubelet's reason and message, and the image ID (digest) the kubelet resolved."
+    ...), with the kubelet's reason and message, and the image ID (digest) the kubelet resolved. With the role's
+    C(image_puller_mode=init) each image is an init container: V(completed) once it ran and exited 0 (the image is
+    cached), and an image waits for the init containers before it."
   - An image counts as cached on a node once the kubelet has resolved its image ID there (it then created a container
     from it).
   - "A summary: nodes ready out of eligible, the images cached on every eligible node, and which node lacks which image
@@ -130,7 +132,7 @@ nodes:
           description: The image as the pod template names it.
           type: str
         state:
-          description: V(waiting), V(pulling), V(running) or V(failed).
+          description: V(waiting), V(pulling), V(running), V(failed) or V(completed) (init mode).
           type: str
           sample: running
         reason:

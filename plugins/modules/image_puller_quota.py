@@ -53,6 +53,14 @@ options:
       - The dry run needs C(patch) on DaemonSets; without it, or when it fails, the full check runs.
     type: bool
     default: false
+  compare_definitions:
+    description:
+      - Other shapes of the same DaemonSet, for example the role's other C(image_puller_mode). For each, what one pod
+        and the eligible nodes would need is reported in RV(shapes) and RV(messages), beside O(definition)'s.
+      - They are not compared with the quotas and do not change RV(fits).
+    type: list
+    elements: dict
+    default: []
 attributes:
   check_mode:
     support: full
@@ -202,6 +210,28 @@ notes:
   returned: success, or failure after the check ran
   type: list
   elements: str
+shapes:
+  description:
+    - What O(definition) (first) and each of O(compare_definitions) need, by the same rule as RV(footprint).
+    - C(mode) is V(init) for a pod template of the init shape of the role (its C(image-puller.kip/mode) annotation),
+      else V(daemon). C(pod) is one pod's footprint, C(total) the footprint on the C(nodes) eligible nodes.
+    - With RV(unchanged=true), on the nodes the DaemonSet runs on and without the namespace's LimitRanges.
+  returned: success, or failure after the check ran
+  type: list
+  elements: dict
+  sample:
+    - {"mode": "init", "nodes": 4, "pod": {"limits.memory": "20Mi"}, "total": {"limits.memory": "80Mi"},
+       "pod_explained": {"limits.memory": "20Mi (init container \"copy-sleep\")"}}
+    - {"mode": "daemon", "nodes": 4, "pod": {"limits.memory": "100Mi"}, "total": {"limits.memory": "400Mi"},
+       "pod_explained": {"limits.memory": "20Mi x 5 containers"}}
+shape_lines:
+  description: RV(shapes) for a person, one line per shape.
+  returned: success, or failure after the check ran
+  type: list
+  elements: str
+  sample:
+    - image_puller_mode init needs limits.memory 20Mi per pod; on 4 eligible nodes limits.memory 80Mi
+    - image_puller_mode daemon would need limits.memory 100Mi per pod; on 4 eligible nodes limits.memory 400Mi
 summary:
   description: One line with the eligible nodes and the footprint of one pod.
   returned: success, or failure after the check ran
@@ -226,6 +256,7 @@ def main() -> None:
         "namespace": {"type": "str"},
         "fail_on_insufficient": {"type": "bool", "default": True},
         "skip_unchanged": {"type": "bool", "default": False},
+        "compare_definitions": {"type": "list", "elements": "dict", "default": []},
     }, run)
 
 

@@ -331,6 +331,11 @@ def test_image_gc_keeps_what_the_puller_caches_and_collects_the_rest(node, kubec
     image age (`make test` starts the cluster with REAL_NODE_IMAGE_MAX_AGE=30s); `make e2e-gc`
     runs it alone. Its images (gc-kept, unused) are its own, so the tests beside it cannot keep
     them in use.
+
+    A second puller, in another namespace, runs in image_puller_mode init: its image's only
+    container is an init container that exited at once, long before the maximum age. The kubelet
+    still counts it in use (it counts the images of every container the runtime keeps, exited ones
+    too), so GC keeps it as long as the pod exists, like the running containers' images.
     """
     if kubelet_max_image_age(node) in ("0s", "0"):
         pytest.fail("the real node's kubelet has no imageMaximumGCAge; run `make e2e-gc` (REAL_NODE_IMAGE_MAX_AGE=30s)")
@@ -339,16 +344,27 @@ def test_image_gc_keeps_what_the_puller_caches_and_collects_the_rest(node, kubec
     node.crictl("pull", unused)
     images = [{"name": "kept-a", "image": f"{node.registry}/kip-test/gc-kept:a"},
               {"name": "kept-b", "image": f"{node.registry}/kip-test/gc-kept:b"}]
-    ok(playbook("deploy", **on_real_node(node, namespace, images)))
+    init_namespace, init_images = f"{namespace}-init", [{"name": "kept-init", "image": f"{node.registry}/kip-test/gc-kept:init"}]
+    try:
+        ok(playbook("deploy", **on_real_node(node, namespace, images)))
+        ok(playbook("deploy", **on_real_node(node, init_namespace, init_images, mode="init")))
+        pod = puller_pod(kubectl, init_namespace)
+        exited = pod["status"]["initContainerStatuses"][-1]["state"]["terminated"]
+        assert exited["exitCode"] == 0, pod["status"]["initContainerStatuses"]
 
-    wait_for(lambda: not node.stored_digests(unused), timeout=gc_wait, interval=5,
-             what=f"the kubelet's image GC to remove {unused}, which no container uses")
-    for item in images:
-        assert node.stored_digests(item["image"]), f"{item['image']} was collected while the puller runs it"
+        wait_for(lambda: not node.stored_digests(unused), timeout=gc_wait, interval=5,
+                 what=f"the kubelet's image GC to remove {unused}, which no container uses")
+        for item in images:
+            assert node.stored_digests(item["image"]), f"{item['image']} was collected while the puller runs it"
+        assert node.stored_digests(init_images[0]["image"]), \
+            f"{init_images[0]['image']} was collected: its init container exited at {exited['finishedAt']}"
 
-    ok(playbook("remove", namespace=namespace, daemonset_name="cache"))
-    wait_for(lambda: not any(node.stored_digests(item["image"]) for item in images), timeout=gc_wait, interval=5,
-             what="the kubelet's image GC to remove the images the puller no longer runs")
+        ok(playbook("remove", namespace=namespace, daemonset_name="cache"))
+        ok(playbook("remove", namespace=init_namespace, daemonset_name="cache"))
+        wait_for(lambda: not any(node.stored_digests(item["image"]) for item in images + init_images), timeout=gc_wait, interval=5,
+                 what="the kubelet's image GC to remove the images the pullers no longer run")
+    finally:
+        kubectl.run("delete", "namespace", init_namespace, "--wait=false", check=False)
 
 
 def test_info_reports_the_digest_the_kubelet_resolved_and_the_image_it_cannot_pull(node, kubectl, playbook, namespace, tmp_path):

@@ -24,6 +24,7 @@ from typing import Any
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import objects as objs
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import secret_objects
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.apply import prepare_definition
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import preflight
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import failure_message
@@ -92,7 +93,8 @@ def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: d
 
     if params.get("quota_check"):
         # a re-run that changes no pod template reads no node and no pod
-        prepared.quota = preflight(api, definition, skip_unchanged=True)
+        compare = [prepare_definition(item, namespace) for item in params.get("compare_definitions") or []]
+        prepared.quota = preflight(api, definition, skip_unchanged=True, compare=compare)
         if not prepared.quota["fits"]:
             raise ImagePullerError(failure_message(prepared.quota), **prepared.result())
 

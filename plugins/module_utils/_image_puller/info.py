@@ -20,6 +20,7 @@ from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import WAITING_PROBLEM_REASONS
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import name_of, owned_pods, target_node
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.mode import daemonset_images, image_containers, template_of
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, exclusion_reason, pod_tolerations, required_affinity_terms
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import pod_is_ready, pod_is_updated, rollout_status
 
@@ -28,14 +29,19 @@ WAITING = "waiting"    # nothing pulled yet: no pod, the pod is not scheduled, o
 PULLING = "pulling"    # the kubelet is pulling the image or creating the container from it (ContainerCreating)
 RUNNING = "running"    # the container runs: the image is on the node
 FAILED = "failed"      # the pull or the container failed; reason and message are the kubelet's
-STATES = (WAITING, PULLING, RUNNING, FAILED)
+COMPLETED = "completed"  # image_puller_mode init: its init container ran and exited 0, so the image is on the node
+STATES = (WAITING, PULLING, RUNNING, FAILED, COMPLETED)
 # The kubelet reports at most this many images in a Node's status (--node-status-max-images), largest first.
 NODE_STATUS_MAX_IMAGES = 50
 
 
 def _image_entry(container: Mapping[str, Any], status: Mapping[str, Any] | None, *, init_done: bool,
-                 init_problem: tuple[str, str] | None) -> dict[str, Any]:
-    """One image on one node: its state, the kubelet's reason and message, and the image ID it resolved."""
+                 init_problem: tuple[str, str] | None, init: bool = False) -> dict[str, Any]:
+    """One image on one node: its state, the kubelet's reason and message, and the image ID it resolved.
+
+    init: the image's container is an init container (image_puller_mode init); init_done then means
+    every init container before it has finished, and init_problem is the first one stuck before it.
+    """
     entry = {"container": container.get("name"), "image": container.get("image"), "state": WAITING,
              "reason": None, "message": None, "image_id": None, "cached": False}
     if status is None:
@@ -48,6 +54,10 @@ def _image_entry(container: Mapping[str, Any], status: Mapping[str, Any] | None,
     entry["cached"] = bool(entry["image_id"])
     if "running" in state:
         entry["state"] = RUNNING
+        entry["cached"] = True
+    elif "terminated" in state and init and (state["terminated"] or {}).get("exitCode") == 0:
+        # it ran from the image, so the image was on the node (as for a running container)
+        entry["state"] = COMPLETED
         entry["cached"] = True
     elif "terminated" in state:
         terminated = state["terminated"] or {}
@@ -66,11 +76,14 @@ def _image_entry(container: Mapping[str, Any], status: Mapping[str, Any] | None,
     return entry
 
 
-def _init_state(pod: Mapping[str, Any]) -> tuple[bool, tuple[str, str] | None]:
-    """Whether every init container has finished, and the problem of the first that is stuck (reason, message)."""
+def _init_state(pod: Mapping[str, Any], before: str | None = None) -> tuple[bool, tuple[str, str] | None]:
+    """Whether every init container (before the one named `before`, when given) has finished,
+    and the problem of the first that is stuck (reason, message)."""
     spec_inits = (pod.get("spec") or {}).get("initContainers") or []
     statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("initContainerStatuses") or []}
     for container in spec_inits:
+        if before is not None and container.get("name") == before:
+            break
         status = statuses.get(container.get("name")) or {}
         state = status.get("state") or {}
         terminated = state.get("terminated")
@@ -117,8 +130,8 @@ def report(daemonset: Mapping[str, Any] | None, nodes: Iterable[Mapping[str, Any
     """
     if daemonset is None:
         return {"exists": False, "images": [], "nodes": []}
-    pod_spec = ((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}
-    containers = pod_spec.get("containers") or []
+    pod_spec = template_of(daemonset).get("spec") or {}
+    containers = image_containers(template_of(daemonset))
     tolerations, terms = pod_tolerations(pod_spec), required_affinity_terms(pod_spec)
     pods_by_node: dict[str | None, list[Mapping[str, Any]]] = {}
     for pod in owned_pods(pods, daemonset):
@@ -137,11 +150,10 @@ def report(daemonset: Mapping[str, Any] | None, nodes: Iterable[Mapping[str, Any
     for node_name, stray in sorted(pods_by_node.items(), key=lambda item: item[0] or ""):
         # pods for a node that is gone, or for none at all
         entries.append(_node_entry(daemonset, containers, node_name, stray, "the node does not exist", revision_hash))
-    return {"exists": True, "images": [{"container": c.get("name"), "image": c.get("image")} for c in containers],
-            "nodes": entries}
+    return {"exists": True, "images": daemonset_images(daemonset), "nodes": entries}
 
 
-def _node_entry(daemonset: Mapping[str, Any], containers: list[Mapping[str, Any]], node: str | None,
+def _node_entry(daemonset: Mapping[str, Any], containers: list[tuple[Mapping[str, Any], bool]], node: str | None,
                 pods: list[Mapping[str, Any]], why_not: str | None, revision_hash: str | None) -> dict[str, Any]:
     # with several pods on one node (a rolling update), the up-to-date one speaks for it
     pods = sorted(pods, key=lambda pod: (not pod_is_updated(pod, daemonset, revision_hash), name_of(pod)))
@@ -153,18 +165,24 @@ def _node_entry(daemonset: Mapping[str, Any], containers: list[Mapping[str, Any]
         "ready": pod_is_ready(pod) if pod else False,
         "updated": pod_is_updated(pod, daemonset, revision_hash) if pod else False,
     }
-    statuses = {s.get("name"): s for s in ((pod or {}).get("status") or {}).get("containerStatuses") or []}
-    pod_images = {c.get("name"): c.get("image") for c in ((pod or {}).get("spec") or {}).get("containers") or []}
-    init_done, init_problem = _init_state(pod) if pod else (False, None)
-    if pod is not None and init_problem is None:
-        init_problem = _unscheduled(pod)
+    pod_status = (pod or {}).get("status") or {}
+    statuses = {(s.get("name"), False): s for s in pod_status.get("containerStatuses") or []}
+    statuses.update({(s.get("name"), True): s for s in pod_status.get("initContainerStatuses") or []})
+    # by name and kind: a pod of the other mode holds the same names as init containers or as containers
+    pod_images = {(c.get("name"), init): c.get("image") for c, init in image_containers(pod)} if pod else {}
+    pod_problem = _unscheduled(pod) if pod else None
     if pod is None and why_not is None:
-        init_problem = ("NoPod", "the DaemonSet controller has not created a pod for this node (see its FailedCreate events)")
-    entry["images"] = [
-        _image_entry(c, statuses.get(c.get("name")), init_done=init_done, init_problem=init_problem)
-        if pod is None or pod_images.get(c.get("name")) == c.get("image") else _replaced(c, pod_images.get(c.get("name")))
-        for c in containers
-    ]
+        pod_problem = ("NoPod", "the DaemonSet controller has not created a pod for this node (see its FailedCreate events)")
+
+    def one(container: Mapping[str, Any], init: bool) -> dict[str, Any]:
+        key = (container.get("name"), init)
+        if pod is not None and pod_images.get(key) != container.get("image"):
+            return _replaced(container, pod_images.get(key))
+        # an image in an init container waits only for the init containers before it
+        init_done, init_problem = _init_state(pod, container.get("name") if init else None) if pod else (False, None)
+        return _image_entry(container, statuses.get(key), init_done=init_done, init_problem=init_problem or pod_problem, init=init)
+
+    entry["images"] = [one(container, init) for container, init in containers]
     return entry
 
 
@@ -217,8 +235,7 @@ def summary_from_status(daemonset: Mapping[str, Any]) -> dict[str, Any] | None:
     # OnDelete: done without replacing the pods, which may still run the previous template's images
     if not done or (status.get("updatedNumberScheduled") or 0) < (status.get("desiredNumberScheduled") or 0):
         return None
-    pod_spec = ((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {}
-    images = [container.get("image") for container in pod_spec.get("containers") or []]
+    images = [item["image"] for item in daemonset_images(daemonset)]
     return {
         "exists": True,
         "nodes": None,

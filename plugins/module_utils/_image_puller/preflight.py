@@ -27,7 +27,9 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.qua
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import (
     PodTally,
     check_daemonset,
+    describe_shapes,
     failure_message,
+    shape_needs,
 )
 
 try:
@@ -115,16 +117,21 @@ class ClusterReader:
         return json.loads(response.data)
 
 
-def unchanged_result(definition: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """The result when applying the definition would not change the pod template: no pod and no resource is added."""
+def unchanged_result(definition: dict[str, Any], current: dict[str, Any], compare: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The result when applying the definition would not change the pod template: no pod and no resource is added.
+
+    The shapes' needs are reckoned on the nodes the DaemonSet runs on, without the namespace's LimitRanges (not read).
+    """
     namespace, name = definition["metadata"]["namespace"], definition["metadata"]["name"]
     eligible = ((current.get("status") or {}).get("desiredNumberScheduled")) or 0
+    shapes = [shape_needs(item, nodes=eligible) for item in [definition, *(compare or [])]]
     summary = (f'DaemonSet "{name}" in namespace {namespace} already runs this pod template on {eligible} nodes: '
                "applying it adds no pod and no resource, so the quotas were not read")
     return {
         "fits": True, "unchanged": True, "daemonset": name, "namespace": namespace, "eligible_nodes": eligible,
         "nodes": {}, "footprint": {}, "footprint_explained": {}, "existing": None, "rows": [], "shortfalls": [],
-        "messages": [summary], "notes": [], "summary": summary,
+        "messages": [summary] + (describe_shapes(shapes) if compare else []), "notes": [], "summary": summary, "shapes": shapes,
+        "shape_lines": describe_shapes(shapes),
     }
 
 
@@ -151,11 +158,12 @@ def template_unchanged(reader: ClusterReader, definition: dict[str, Any]) -> dic
     return current if same else None
 
 
-def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchanged: bool = False) -> dict[str, Any]:
+def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchanged: bool = False,
+              compare: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Read nodes, quotas, limit ranges, the current DaemonSet and its pods; return the check's result.
 
     skip_unchanged: when the DaemonSet already runs the definition's pod template, read nothing more (its cost then
-    does not grow with the number of nodes).
+    does not grow with the number of nodes). compare: other shapes of the DaemonSet whose needs are reported too.
     """
     namespace = definition["metadata"]["namespace"]
     name = definition["metadata"]["name"]
@@ -163,7 +171,7 @@ def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchang
     if skip_unchanged:
         current = template_unchanged(reader, definition)
         if current is not None:
-            return unchanged_result(definition, current)
+            return unchanged_result(definition, current, compare)
 
     nodes = [NodeInfo.from_node(node) for node in reader.items("Node", "v1")]
     resource_quotas = list(reader.items("ResourceQuota", "v1", namespace=namespace))
@@ -214,7 +222,7 @@ def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchang
         result = check_daemonset(
             definition, namespace=namespace, nodes=nodes, resource_quotas=resource_quotas, limit_ranges=limit_ranges,
             cluster_quotas=cluster_quotas, cluster_quotas_selected=cluster_quotas_selected, namespace_object=namespace_object,
-            current_pods=tally, priority_classes=priority_classes,
+            current_pods=tally, priority_classes=priority_classes, compare=compare or (),
         )
     except (QuantityError, ValueError) as exc:
         raise ImagePullerError(f'DaemonSet "{name}" in namespace {namespace}: {exc}') from exc
@@ -228,8 +236,9 @@ def run(module: Any) -> dict[str, Any]:
     """The image_puller_quota module: read, compare, and fail on a shortfall when asked to."""
     params = module.params
     definition = prepare_definition(params["definition"], params.get("namespace"))
+    compare = [prepare_definition(item, definition["metadata"]["namespace"]) for item in params.get("compare_definitions") or []]
     client, retrier = connect_within(module)
-    result = preflight(ClusterReader(client, retrier=retrier), definition, skip_unchanged=params["skip_unchanged"])
+    result = preflight(ClusterReader(client, retrier=retrier), definition, skip_unchanged=params["skip_unchanged"], compare=compare)
     result["changed"] = False
     if not result["fits"] and params["fail_on_insufficient"]:
         raise ImagePullerError(failure_message(result), **result)

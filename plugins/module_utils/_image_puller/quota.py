@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_matches
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.footprint import Footprint, pod_footprint
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.mode import mode_of
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, Placement, place
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import (
     format_quantity,
@@ -326,6 +327,38 @@ def _limit_range_rows(check: Check, limit_range: dict[str, Any], footprint: Foot
                     f"{who} {res} limit/request ratio {format_quantity(ratio)} is above the {item_type} maxLimitRequestRatio {format_quantity(bound)}")
 
 
+def shape_needs(definition: dict[str, Any], *, nodes: int, limit_ranges: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """What one shape of the DaemonSet (image_puller_mode, read from its pod template) needs: per pod and on `nodes` nodes.
+
+    The footprint is pod_footprint's, Kubernetes' rule; nothing is compared with a quota here.
+    """
+    template = (definition.get("spec") or {}).get("template") or {}
+    footprint = pod_footprint(dict(template.get("spec") or {}), limit_ranges=limit_ranges)
+    counted = {name: value for name, value in footprint.usage.items() if name not in ("pods", "count/pods")}
+    return {
+        "mode": mode_of(template),
+        "pod": {name: _fmt(value, name, footprint.units.get(name, "")) for name, value in sorted(counted.items())},
+        "pod_explained": {name: footprint.explain[name] for name in sorted(counted)},
+        "nodes": nodes,
+        "total": {name: _fmt(value * nodes, name, footprint.units.get(name, "")) for name, value in sorted(counted.items())},
+    }
+
+
+def describe_shapes(shapes: list[dict[str, Any]]) -> list[str]:
+    """One line per shape: its mode, one pod's needs and the total on the eligible nodes (the first is the one deployed)."""
+    # the bare names (cpu, memory) repeat requests.*: the line shows requests and limits only
+    def shown(values: dict[str, str]) -> str:
+        return ", ".join(f"{name} {value}" for name, value in values.items() if name.startswith(("requests.", "limits.")))
+
+    lines = []
+    for index, shape in enumerate(shapes):
+        pod, total = shown(shape["pod"]), shown(shape["total"])
+        verb = "needs" if index == 0 else "would need"
+        nodes = f'{shape["nodes"]} eligible node{"" if shape["nodes"] == 1 else "s"}'
+        lines.append(f'image_puller_mode {shape["mode"]} {verb} {pod} per pod; on {nodes} {total}')
+    return lines
+
+
 def check_daemonset(
     definition: dict[str, Any],
     *,
@@ -338,8 +371,12 @@ def check_daemonset(
     namespace_object: dict[str, Any] | None = None,
     current_pods: PodTally | Iterable[dict[str, Any]] | None = None,
     priority_classes: Iterable[dict[str, Any]] = (),
+    compare: Iterable[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The whole pre-flight as a module result (without `changed`).
+
+    compare: other shapes of the same DaemonSet (the other image_puller_mode); their needs are reported
+    in `shapes` beside the definition's, not checked against the quotas.
 
     cluster_quotas=None means the quota.openshift.io API is absent; cluster_quotas_selected=True
     means they were listed as AppliedClusterResourceQuota, i.e. already those selecting the
@@ -351,6 +388,7 @@ def check_daemonset(
     template = ((definition.get("spec") or {}).get("template") or {})
     pod_spec = dict(template.get("spec") or {})
     limit_ranges = list(limit_ranges)
+    compare = list(compare)
     check = Check()
 
     if not pod_spec.get("priorityClassName"):
@@ -396,6 +434,7 @@ def check_daemonset(
             f"one pod needs {', '.join(f'{k} {v}' for k, v in footprint.printable().items() if k not in ('pods', 'count/pods'))}")
     if tally is not None:
         head += f"; the current DaemonSet has {tally.live} live pods"
+    shapes = [shape_needs(item, nodes=placement.count, limit_ranges=limit_ranges) for item in [definition, *compare]]
     return {
         "fits": check.fits,
         "daemonset": daemonset,
@@ -407,9 +446,11 @@ def check_daemonset(
         "existing": None if tally is None else {"pods": tally.live},
         "rows": check.rows,
         "shortfalls": check.shortfalls,
-        "messages": [head] + check.messages + check.notes,
+        "messages": [head] + check.messages + check.notes + (describe_shapes(shapes) if compare else []),
         "notes": check.notes,
         "summary": head,
+        "shapes": shapes,
+        "shape_lines": describe_shapes(shapes),
     }
 
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import mode
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import node_order, owned_by, owned_pods, selector_string, target_node
 
 # Set by the DaemonSet controller: the annotation on the DaemonSet, the labels on its pods.
@@ -90,9 +91,8 @@ def pod_is_ready(pod: Mapping[str, Any]) -> bool:
 
 
 def daemonset_images(daemonset: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The containers of the pod template and their images, in order."""
-    pod_spec = (((daemonset.get("spec") or {}).get("template") or {}).get("spec")) or {}
-    return [{"container": c.get("name"), "image": c.get("image")} for c in pod_spec.get("containers") or []]
+    """The containers of the pod template that cache an image, and their images, in order (init ones in init mode)."""
+    return mode.daemonset_images(daemonset)
 
 
 @dataclasses.dataclass(frozen=True)

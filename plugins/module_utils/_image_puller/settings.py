@@ -23,6 +23,14 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.ima
     reference_problem,
 )
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import pull_secrets
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.mode import (
+    COPY_CONTAINER,
+    KEEPER_CONTAINER,
+    MODE_ANNOTATION,
+    MODES,
+    other_mode,
+    reserved_names,
+)
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import (
     QuantityError,
     parse_quantity,
@@ -54,7 +62,7 @@ NODE_LABEL_VALUE = "cached"
 # Who writes what the role makes: the server-side apply field manager and the managed-by label.
 FIELD_MANAGER = "kip.image_puller"
 # The init container that copies the puller image's static sleep into the pod; its name is reserved in the image list.
-INIT_CONTAINER = "copy-sleep"
+INIT_CONTAINER = COPY_CONTAINER
 PLATFORMS = ("auto", "kubernetes", "openshift")
 DEPLOYER_KINDS = ("User", "Group", "ServiceAccount")
 # Role variables that are only handed to the modules' connection options, never checked here.
@@ -328,6 +336,9 @@ def derived_names(daemonset_name: str, namespace: str, labels: dict) -> dict:
         "managed_by": FIELD_MANAGER,
         "field_manager": FIELD_MANAGER,
         "init_container": INIT_CONTAINER,
+        # image_puller_mode init: the container that keeps the pod, and the annotation that marks the shape
+        "keeper_container": KEEPER_CONTAINER,
+        "mode_annotation": MODE_ANNOTATION,
         "node_label": node_label_key(daemonset_name),
         # on each pull Secret made from image_puller_registry_credentials (see pull_secrets.py)
         "pull_secret_label": pull_secrets.LABEL,
@@ -440,9 +451,16 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=(INIT_CONTAINER,), re
     if known is not None:
         check.errors.extend(unknown_variables(given, known))
     out: dict = {"config": config}
+    out["mode"] = check.text("mode")
+    if out["mode"] is not None and out["mode"] not in MODES:
+        check.fail("mode", f"must be one of {', '.join(MODES)}, got \"{out['mode']}\"")
+        out["mode"] = None
+    out["other_mode"] = other_mode(out["mode"] or "")
+    # the init shape's keeper container shares the pod's container names with the images
+    reserved = tuple(reserved) + tuple(name for name in reserved_names(out["mode"] or "") if name not in reserved)
     try:
         out["images"], out["derived_names"] = parse_image_list(
-            raw.get(PREFIX + "images"), variable=_where(PREFIX + "images", config), reserved=tuple(reserved),
+            raw.get(PREFIX + "images"), variable=_where(PREFIX + "images", config), reserved=reserved,
             # an unreadable image_puller_config is the problem, not the empty list it left
             allow_empty=not require_images or bool(config_errors))
     except ImageListError as exc:

@@ -140,6 +140,8 @@ def push_all(args: argparse.Namespace) -> None:
         # Only the image GC test caches these, so tests running beside it cannot keep them in use.
         ("kip-test/gc-kept", "a"): ({"data/content.txt": (b"kept from image GC by the puller, a\n", 0o644)}, {}, {}),
         ("kip-test/gc-kept", "b"): ({"data/content.txt": (b"kept from image GC by the puller, b\n", 0o644)}, {}, {}),
+        # ... and this one only its second puller, in image_puller_mode init (an init container that has exited).
+        ("kip-test/gc-kept", "init"): ({"data/content.txt": (b"kept from image GC by the puller, init mode\n", 0o644)}, {}, {}),
     }
     public = Registry(args.registry)
     for (name, tag), (files, links, config) in images.items():
