@@ -22,7 +22,7 @@ from typing import Any
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import objects as objs
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import preflight
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import preflight_all
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import failure_message
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 
@@ -64,9 +64,10 @@ def check_params(params: dict[str, Any], namespace: str) -> list[dict[str, Any]]
     return objs.check_objects(params.get("objects") or [], namespace)
 
 
-def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: dict[str, Any], *, check_mode: bool) -> Prepared:
-    """Steps 1 to 4 of this module's docstring; raises ImagePullerError (with what was done) on the first failure."""
-    namespace = definition["metadata"]["namespace"]
+def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definitions: list[dict[str, Any]], *, check_mode: bool) -> Prepared:
+    """Steps 1 to 4 of this module's docstring for the DaemonSets of the deploy (one, or one per architecture);
+    raises ImagePullerError (with what was done) on the first failure."""
+    namespace = definitions[0]["metadata"]["namespace"]
     extra = check_params(params, namespace)
     api = objs.ObjectApi(client, field_manager=FIELD_MANAGER, retrier=retrier)
     prepared = Prepared()
@@ -81,7 +82,7 @@ def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: d
 
     if params.get("quota_check"):
         # a re-run that changes no pod template reads no node and no pod
-        prepared.quota = preflight(api, definition, skip_unchanged=True)
+        prepared.quota = preflight_all(api, definitions, skip_unchanged=True)
         if not prepared.quota["fits"]:
             raise ImagePullerError(failure_message(prepared.quota), **prepared.result())
 
@@ -91,7 +92,8 @@ def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: d
         objs.apply_objects(api, extra, namespace=namespace, namespace_pending=prepared.namespace_pending, outcomes=prepared.outcomes)
         if params.get("restart") and not prepared.namespace_pending:
             now = datetime.datetime.now(tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            prepared.restarted = objs.restart_daemonset(api, definition, now)
+            restarted = [objs.restart_daemonset(api, definition, now) for definition in definitions]
+            prepared.restarted = any(restarted)
     except ImagePullerError as exc:
         exc.result = {**prepared.result(), "changed": prepared.changed, **exc.result}
         raise

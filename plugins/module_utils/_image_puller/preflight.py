@@ -27,6 +27,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.qua
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import (
     PodTally,
     check_daemonset,
+    combine,
     failure_message,
 )
 
@@ -151,7 +152,17 @@ def template_unchanged(reader: ClusterReader, definition: dict[str, Any]) -> dic
     return current if same else None
 
 
-def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchanged: bool = False) -> dict[str, Any]:
+def preflight_all(reader: ClusterReader, definitions: list[dict[str, Any]], *, skip_unchanged: bool = False) -> dict[str, Any]:
+    """The pre-flight of every DaemonSet of a deploy (one per architecture): each pod x its eligible nodes, summed
+    per quota (each DaemonSet is checked against what the ones before it leave), as one result."""
+    if len(definitions) == 1:
+        return preflight(reader, definitions[0], skip_unchanged=skip_unchanged)
+    earlier: dict = {}
+    return combine([preflight(reader, definition, skip_unchanged=skip_unchanged, earlier=earlier) for definition in definitions])
+
+
+def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchanged: bool = False,
+              earlier: dict | None = None) -> dict[str, Any]:
     """Read nodes, quotas, limit ranges, the current DaemonSet and its pods; return the check's result.
 
     skip_unchanged: when the DaemonSet already runs the definition's pod template, read nothing more (its cost then
@@ -214,7 +225,7 @@ def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchang
         result = check_daemonset(
             definition, namespace=namespace, nodes=nodes, resource_quotas=resource_quotas, limit_ranges=limit_ranges,
             cluster_quotas=cluster_quotas, cluster_quotas_selected=cluster_quotas_selected, namespace_object=namespace_object,
-            current_pods=tally, priority_classes=priority_classes,
+            current_pods=tally, priority_classes=priority_classes, earlier=earlier,
         )
     except (QuantityError, ValueError) as exc:
         raise ImagePullerError(f'DaemonSet "{name}" in namespace {namespace}: {exc}') from exc
