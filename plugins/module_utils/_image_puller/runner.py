@@ -116,7 +116,7 @@ def _combined(module: Any, results: list[dict[str, Any]], names: list[str]) -> d
     """One result for several DaemonSets: the first's keys (today's single result), and each in daemonsets."""
     if len(results) == 1:
         return results[0]
-    combined = dict(results[0])
+    combined = {key: value for key, value in results[0].items() if key != "diff"}
     combined["changed"] = any(one["changed"] for one in results)
     combined["recreated"] = any(one.get("recreated") for one in results)
     reasons = [f"{name}: {one['recreate_reason']}" for name, one in zip(names, results) if one.get("recreate_reason")]
