@@ -5,12 +5,14 @@ all (quota sum, stale DaemonSets, the combined info summary)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import arch, info, prune
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import arch, info, prune, runner
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.images import ImageListError, parse_image_list, to_upstream_string
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import check_daemonset, combine, failure_message
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import SettingsError, normalise
@@ -204,3 +206,29 @@ def test_the_info_summary_covers_every_daemonset():
     assert both["images"] == ["web", "u-amd", "u-ppc"] and both["cached_everywhere"] == ["web", "u-amd"]
     assert both["fully_cached_nodes"] == ["a0", "a1", "a2", "p0"] and both["lacking"] == [lack]
     assert info.combine_summaries([amd]) == amd
+
+
+def _definition(name, namespace="ns"):
+    return {"metadata": {"name": name, "namespace": namespace}, "spec": {"selector": {"matchLabels": {"a": name}}}}
+
+
+@pytest.mark.parametrize(
+    ("params", "names", "message"),
+    [
+        pytest.param({"definition": _definition("kip")}, ["kip"], None, id="one definition, as before"),
+        pytest.param({"definitions": [_definition("kip-amd64"), _definition("kip-ppc64le")]}, ["kip-amd64", "kip-ppc64le"], None,
+                     id="one per architecture"),
+        pytest.param({"definitions": [_definition("a"), _definition("b", "other")]}, None,
+                     "the DaemonSets of definitions must share one namespace, got ns, other", id="two namespaces"),
+        pytest.param({"definitions": [_definition("a"), _definition("a")]}, None, "definitions names DaemonSet a more than once",
+                     id="a name twice"),
+        pytest.param({}, None, "give definition (one DaemonSet) or definitions", id="neither"),
+    ],
+)
+def test_the_daemonset_module_takes_one_definition_or_several(params, names, message):
+    full = {"definition": None, "definitions": None, "namespace": None, "state": "present", **params}
+    if message:
+        with pytest.raises(ImagePullerError, match=re.escape(message)):
+            runner._definitions(full)  # pylint: disable=protected-access
+    else:
+        assert [d["metadata"]["name"] for d in runner._definitions(full)] == names  # pylint: disable=protected-access
