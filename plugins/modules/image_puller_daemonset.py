@@ -44,6 +44,7 @@ options:
       - C(status) and server-written metadata (C(resourceVersion), C(uid), C(managedFields), ...) are ignored.
       - Give this or O(definitions).
     type: dict
+    required: false
   definitions:
     description:
       - Several DaemonSets of one deploy (the role makes one per architecture when an image has an C(arch) map), in
@@ -300,7 +301,7 @@ daemonsets:
   description:
     - With more than one DaemonSet in O(definitions), the result of each, in order, with its C(name) and the keys
       RV(result), RV(summary), RV(problems), RV(recreated) and RV(recreate_reason) (the top-level keys then are those of
-      the first, except RV(changed), RV(recreated), RV(recreate_reason) and RV(problems), which cover all).
+      the first, except C(changed), RV(recreated), RV(recreate_reason) and RV(problems), which cover all).
   returned: O(state=present) with more than one DaemonSet
   type: list
   elements: dict

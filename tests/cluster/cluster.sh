@@ -242,7 +242,7 @@ cmd_up() {
     die "kwokctl create cluster failed (log above; component logs in $cluster_dir/logs)"
   fi
   kc apply -f "$here/manifests/gpu-node.yaml" >/dev/null
-  [ "$CLUSTER_ARCH_POOL" = 0 ] || kc apply -f "$here/manifests/ppc64le-nodes.yaml" >/dev/null
+  [ "$CLUSTER_ARCH_POOL" = 0 ] || kc apply -f "$here/manifests/ppc64le-pool/" >/dev/null
   create_plain_nodes "$CLUSTER_NODES"
   [ "$CLUSTER_REAL_NODES" = 0 ] || realnode up
   if [ "$CLUSTER_FLAVOUR" = openshift ]; then
