@@ -79,7 +79,11 @@ def run(module: Any) -> dict[str, Any]:
         names = [api.name for api in apis]
         extra = prune.others(client, retrier, namespace, owners, keep=names)
         apis += [DaemonSetApi(client, namespace=namespace, name=name, retrier=retrier) for name in extra]
-        return _combined(module, [_absent(module, api, wait=wait, remaining=remaining) for api in apis], names + extra)
+        results = [_absent(module, api, wait=wait, remaining=remaining) for api in apis]
+        if len(results) > 1 and module._diff:  # pylint: disable=protected-access
+            for api, one in zip(apis, results):
+                one["diff"] = {**one["diff"], "before_header": api.ref, "after_header": api.ref}
+        return _combined(module, results, names + extra)
     prepared = None
     if deploy.wanted(params):
         # the namespace, quota pre-flight, other objects and restart of a whole deploy, in this one run
