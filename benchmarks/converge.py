@@ -247,7 +247,7 @@ class Bench:
                 {"name": "write", "ansible.builtin.copy": {
                     "dest": str(out),
                     "content": "{{ {'apiVersion': 'v1', 'kind': 'List', 'items': [_image_puller_namespace_manifest, _image_puller_configmap]"
-                               " + _image_puller_network_policies + _image_puller_rbac + [_image_puller_daemonset]} | to_json }}"}},
+                               " + _image_puller_network_policies + _image_puller_rbac + _image_puller_daemonsets} | to_json }}"}},
             ],
         }]))
         proc = subprocess.run([str(BIN / "ansible-playbook"), str(playbook), "-e", f"@{self._vars_file(count, tag)}"],
@@ -274,7 +274,7 @@ class Bench:
 
 def start_cluster(nodes: int) -> None:
     log(f"starting the cluster with {nodes} nodes")
-    env = dict(os.environ, CLUSTER_NODES=str(nodes - 1))  # cluster.sh adds one tainted gpu node
+    env = dict(os.environ, CLUSTER_NODES=str(nodes - 1), CLUSTER_ARCH_POOL="0")  # cluster.sh adds one tainted gpu node
     subprocess.run([str(CLUSTER_SH), "up"], env=env, check=True, stdout=subprocess.DEVNULL)
 
 

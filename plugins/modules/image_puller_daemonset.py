@@ -36,6 +36,37 @@ description:
   - When nothing changed and the DaemonSet's status already says the rollout is done, the wait reads no pod, so a
     re-run costs the same on any number of nodes.
 options:
+  definition:
+    description:
+      - The image puller DaemonSet (C(apps/v1)), as a dictionary, for instance rendered from a template with
+        P(ansible.builtin.template#lookup); M(kip.image_puller.image_puller_daemonset) and
+        M(kip.image_puller.image_puller_quota) take the same definition.
+      - C(status) and server-written metadata (C(resourceVersion), C(uid), C(managedFields), ...) are ignored.
+      - Give this or O(definitions).
+    type: dict
+    required: false
+  definitions:
+    description:
+      - Several DaemonSets of one deploy (the role makes one per architecture when an image has an C(arch) map), in
+        one namespace, each as O(definition) would be; instead of O(definition).
+      - The quota pre-flight (O(quota_check)) sums their needs (each one's pod times its eligible nodes), O(restart)
+        restarts each, all are applied before the wait, and the wait covers each of them.
+      - With one element it is the same as O(definition).
+    type: list
+    elements: dict
+  owner_labels:
+    description:
+      - Labels that every DaemonSet of this deploy carries (the role passes the C(app.kubernetes.io/name),
+        C(app.kubernetes.io/instance) and C(app.kubernetes.io/managed-by) of its instance).
+      - With O(state=present), after every DaemonSet of O(definition) or O(definitions) rolled out (or was applied,
+        with O(wait=false)), each other DaemonSet in the namespace that carries all of them is deleted, and waited
+        for as with O(state=absent). So a shape that is no longer wanted (one DaemonSet instead of one per
+        architecture, or an architecture that no image names any more) leaves nothing behind. They are listed in
+        RV(pruned). When the rollout fails they stay.
+      - With O(state=absent), they are all deleted, besides O(definition) and O(definitions).
+      - Empty (the default) deletes nothing else.
+    type: dict
+    default: {}
   state:
     description:
       - V(present) creates or updates the DaemonSet; V(absent) deletes it, and then only the name and namespace of
@@ -315,6 +346,21 @@ restarted:
   returned: O(state=present)
   type: bool
   sample: false
+daemonsets:
+  description:
+    - With more than one DaemonSet in O(definitions), the result of each, in order, with its C(name) and the keys
+      RV(result), RV(summary), RV(problems), RV(recreated) and RV(recreate_reason) (the top-level keys then are those of
+      the first, except C(changed), RV(recreated), RV(recreate_reason) and RV(problems), which cover all).
+  returned: O(state=present) with more than one DaemonSet
+  type: list
+  elements: dict
+  sample: [{"name": "kubernetes-image-puller-amd64", "changed": false, "summary": {"desired": 3, "ready": 3}}]
+pruned:
+  description: The DaemonSets deleted because they carry O(owner_labels) but are not among the definitions.
+  returned: O(state=present) with O(owner_labels)
+  type: list
+  elements: str
+  sample: ["kubernetes-image-puller"]
 recreated:
   description: Whether the DaemonSet was (or in check mode would be) deleted and created again for an immutable change.
   returned: always
@@ -333,7 +379,9 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.run
 
 def main() -> None:
     run_module({
-        "definition": {"type": "dict", "required": True},
+        "definition": {"type": "dict"},
+        "definitions": {"type": "list", "elements": "dict"},
+        "owner_labels": {"type": "dict", "default": {}},
         "namespace": {"type": "str"},
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "wait": {"type": "bool", "default": True},
@@ -351,7 +399,7 @@ def main() -> None:
             "type": {"type": "str", "default": "kubernetes.io/dockerconfigjson"},
             "data": {"type": "dict", "required": True, "no_log": True},
         }},
-    }, run)
+    }, run, mutually_exclusive=[("definition", "definitions")], required_one_of=[("definition", "definitions")])
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ version_added: 1.0.0
 author:
   - kip.image_puller developers (@kip-image-puller)
 description:
+  - "When no DaemonSet O(name) exists but the role made one per architecture (C(<name>-<arch>), found by the labels
+    C(app.kubernetes.io/instance=<name>) and C(app.kubernetes.io/managed-by=kip.image_puller)), reports all of them:
+    RV(daemonsets) holds each one's report, RV(summary) covers all, RV(lines) and RV(summary_lines) are each one's in
+    turn, and RV(nodes) lists each node as the DaemonSet it is eligible for sees it; the other keys are the first's."
   - Reads one image puller DaemonSet, the nodes and the DaemonSet's pods, and reports per node and per image where the
     caching stands. Only reads; never reports a change.
   - "Per node: whether the DaemonSet puts a pod there and if not why (C(nodeSelector), required node affinity, a taint
@@ -213,6 +217,11 @@ lines:
     - "DaemonSet k8s-image-puller/kubernetes-image-puller: 3/3 eligible nodes ready, 3 up to date; 2/2 images cached on every
       eligible node"
     - "kwok-node-0: pod kubernetes-image-puller-a1b2c, ready; 2/2 images cached"
+daemonsets:
+  description: With one DaemonSet per architecture, the report of each (these return values), with its C(name).
+  returned: when the role made one DaemonSet per architecture
+  type: list
+  elements: dict
 summary_lines:
   description: The first line of RV(lines), then one line per image an eligible node lacks; the role ends a deploy with them.
   returned: always

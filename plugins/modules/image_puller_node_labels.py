@@ -15,6 +15,9 @@ description:
     takes it off every other node, so that workloads can require it with node affinity.
   - Which nodes have every image is what M(kip.image_puller.image_puller_info) reports in
     RV(kip.image_puller.image_puller_info#module:summary.fully_cached_nodes); the same code decides.
+  - When the role made one DaemonSet per architecture (no DaemonSet O(name), but C(<name>-<arch>) ones, as
+    M(kip.image_puller.image_puller_info) finds them), a node is labelled when every image of the DaemonSet of its
+    architecture is cached; one label, C(image-puller.kip/<name>), for all of them.
   - Only nodes whose label is wrong are patched (a JSON merge patch of C(metadata.labels)), one request each.
   - The labels are as true as the moment the module ran; they are brought up to date by the next run (for example the
     next deploy of the role with C(image_puller_label_cached_nodes=true)), not continuously.

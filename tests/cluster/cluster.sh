@@ -12,6 +12,7 @@
 #
 # Settings (environment):
 #   CLUSTER_NODES=3            plain nodes (the gpu pool adds 1 tainted node)
+#   CLUSTER_ARCH_POOL=1        1: add the ppc64le pool (2 nodes, tainted kip.test/arch); 0: leave it out
 #   CLUSTER_REAL_NODES=1       1: add real-node-0 (realnode.sh documents its own settings); 0: kwok only
 #   CLUSTER_FLAVOUR=kubernetes kubernetes | openshift (adds the OpenShift quota and route APIs)
 #   CLUSTER_API_PORT=6446      kube-apiserver port on 127.0.0.1
@@ -31,6 +32,8 @@ KIP_CACHE=${KIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kip-image-puller}
 CLUSTER_NAME=${CLUSTER_NAME:-kip}
 CLUSTER_NODES=${CLUSTER_NODES:-3}
 CLUSTER_REAL_NODES=${CLUSTER_REAL_NODES:-1}
+CLUSTER_ARCH_POOL=${CLUSTER_ARCH_POOL:-1}
+ARCH_POOL_NODES=2
 CLUSTER_FLAVOUR=${CLUSTER_FLAVOUR:-kubernetes}
 CLUSTER_API_PORT=${CLUSTER_API_PORT:-6446}
 if [ "$CLUSTER_NAME" = kip ]; then KIP_CLUSTER_DIR=${KIP_CLUSTER_DIR:-$KIP_CACHE/cluster}
@@ -57,6 +60,7 @@ validate_settings() {
   case $CLUSTER_FLAVOUR in kubernetes|openshift) ;; *)
     die "CLUSTER_FLAVOUR must be 'kubernetes' or 'openshift', got '$CLUSTER_FLAVOUR'" ;;
   esac
+  case $CLUSTER_ARCH_POOL in 0|1) ;; *) die "CLUSTER_ARCH_POOL must be 0 or 1, got '$CLUSTER_ARCH_POOL'" ;; esac
   [[ $CLUSTER_API_PORT =~ ^[0-9]+$ ]] || die "CLUSTER_API_PORT must be a port number, got '$CLUSTER_API_PORT'"
   case $CLUSTER_REAL_NODES in 0|1) ;; *) die "CLUSTER_REAL_NODES must be 0 or 1, got '$CLUSTER_REAL_NODES'" ;; esac
   # One cluster per folder: the state file, the process match and `down` cover the whole folder.
@@ -210,15 +214,15 @@ cmd_up() {
   validate_settings
   "$here/build.sh" all >/dev/null
   paths
-  local want=$((CLUSTER_NODES + 1 + CLUSTER_REAL_NODES))
+  local want=$((CLUSTER_NODES + 1 + CLUSTER_REAL_NODES + CLUSTER_ARCH_POOL * ARCH_POOL_NODES))
   [ "$CLUSTER_REAL_NODES" = 0 ] || "$here/deps.sh"
   if healthy && [ -f "$state_file" ]; then
-    local have_nodes have_flavour have_real have_age
+    local have_nodes have_flavour have_real have_age have_arch
     have_nodes=$(state_value NODES); have_flavour=$(state_value FLAVOUR); have_real=$(state_value REAL_NODES)
-    have_age=$(state_value IMAGE_MAX_AGE)
-    if [ "$have_nodes" = "$CLUSTER_NODES" ] && [ "$have_flavour" = "$CLUSTER_FLAVOUR" ] &&
+    have_age=$(state_value IMAGE_MAX_AGE); have_arch=$(state_value ARCH_POOL)
+    if [ "$have_nodes" = "$CLUSTER_NODES" ] && [ "$have_flavour" = "$CLUSTER_FLAVOUR" ] && [ "${have_arch:-0}" = "$CLUSTER_ARCH_POOL" ] &&
        [ "$have_real" = "$CLUSTER_REAL_NODES" ] && [ "$have_age" = "${REAL_NODE_IMAGE_MAX_AGE:-0s}" ]; then
-      log "already running ($CLUSTER_NODES plain nodes + 1 gpu + $CLUSTER_REAL_NODES real, $CLUSTER_FLAVOUR); reusing it"
+      log "already running ($CLUSTER_NODES plain nodes + 1 gpu + $((CLUSTER_ARCH_POOL * ARCH_POOL_NODES)) ppc64le + $CLUSTER_REAL_NODES real, $CLUSTER_FLAVOUR); reusing it"
       wait_nodes_ready "$want" 120
       echo "$kubeconfig"; return 0
     fi
@@ -255,6 +259,7 @@ cmd_up() {
     conf=$(write_config "$KWOK_MODDIR")
   done
   kc apply -f "$here/manifests/gpu-node.yaml" >/dev/null
+  [ "$CLUSTER_ARCH_POOL" = 0 ] || kc apply -f "$here/manifests/ppc64le-pool/" >/dev/null
   create_plain_nodes "$CLUSTER_NODES"
   [ "$CLUSTER_REAL_NODES" = 0 ] || realnode up
   if [ "$CLUSTER_FLAVOUR" = openshift ]; then
@@ -264,8 +269,8 @@ cmd_up() {
   fi
   wait_nodes_ready "$want" 600
   # Pods in a new namespace are refused until its default ServiceAccount exists.
-  printf 'NODES=%s\nFLAVOUR=%s\nREAL_NODES=%s\nIMAGE_MAX_AGE=%s\nKUBECONFIG=%s\n' "$CLUSTER_NODES" "$CLUSTER_FLAVOUR" \
-    "$CLUSTER_REAL_NODES" "${REAL_NODE_IMAGE_MAX_AGE:-0s}" "$kubeconfig" > "$state_file"
+  printf 'NODES=%s\nFLAVOUR=%s\nREAL_NODES=%s\nIMAGE_MAX_AGE=%s\nARCH_POOL=%s\nKUBECONFIG=%s\n' "$CLUSTER_NODES" "$CLUSTER_FLAVOUR" \
+    "$CLUSTER_REAL_NODES" "${REAL_NODE_IMAGE_MAX_AGE:-0s}" "$CLUSTER_ARCH_POOL" "$kubeconfig" > "$state_file"
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   log "ready: $want nodes Ready in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s"
   log "kubeconfig: $kubeconfig"

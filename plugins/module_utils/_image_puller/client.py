@@ -64,14 +64,14 @@ def new_module(*, argument_spec: dict[str, Any], **kwargs: Any) -> Any:
 WAIT_TIMEOUT_OPTION = {"type": "int", "default": 300}
 
 
-def run_module(options: dict[str, Any], run: Callable[[Any], dict[str, Any]]) -> None:
+def run_module(options: dict[str, Any], run: Callable[[Any], dict[str, Any]], **module_kwargs: Any) -> None:
     """A module's main(): its options with the connection options and wait_timeout, run(module) to exit_json.
 
     An ImagePullerError becomes fail_json with its message and the partial result it carries.
     """
     argument_spec = auth_argument_spec()
     argument_spec.update(options, wait_timeout=WAIT_TIMEOUT_OPTION)
-    module = new_module(argument_spec=argument_spec, supports_check_mode=True)
+    module = new_module(argument_spec=argument_spec, supports_check_mode=True, **module_kwargs)
     try:
         module.exit_json(**run(module))
     except ImagePullerError as exc:

@@ -26,7 +26,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller imp
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.apply import prepare_definition
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import preflight
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import preflight_all
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import failure_message
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 
@@ -69,13 +69,21 @@ def check_params(params: dict[str, Any], namespace: str) -> list[dict[str, Any]]
     return objs.check_objects(params.get("objects") or [], namespace)
 
 
-def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: dict[str, Any], *, check_mode: bool) -> Prepared:
-    """Steps 1 to 4 of this module's docstring; raises ImagePullerError (with what was done) on the first failure."""
-    namespace = definition["metadata"]["namespace"]
+def instance_name(params: dict[str, Any], definitions: list[dict[str, Any]]) -> str:
+    """The name the pull Secrets are labelled with: the DaemonSet's, or with one per architecture the instance's
+    (owner_labels' app.kubernetes.io/instance, the name the role derives them from)."""
+    instance = (params.get("owner_labels") or {}).get("app.kubernetes.io/instance")
+    return instance if instance and len(definitions) > 1 else definitions[0]["metadata"]["name"]
+
+
+def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definitions: list[dict[str, Any]], *, check_mode: bool) -> Prepared:
+    """Steps 1 to 4 of this module's docstring for the DaemonSets of the deploy (one, or one per architecture);
+    raises ImagePullerError (with what was done) on the first failure."""
+    namespace = definitions[0]["metadata"]["namespace"]
     extra = check_params(params, namespace)
     secrets = None
     if params.get("pull_secrets") is not None:
-        secrets = secret_objects.check_secrets(params["pull_secrets"], namespace, definition["metadata"]["name"])
+        secrets = secret_objects.check_secrets(params["pull_secrets"], namespace, instance_name(params, definitions))
     api = objs.ObjectApi(client, field_manager=FIELD_MANAGER, retrier=retrier)
     prepared = Prepared()
     namespace_definition = params.get("namespace_definition")
@@ -94,7 +102,7 @@ def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: d
     if params.get("quota_check"):
         # a re-run that changes no pod template reads no node and no pod
         compare = [prepare_definition(item, namespace) for item in params.get("compare_definitions") or []]
-        prepared.quota = preflight(api, definition, skip_unchanged=True, compare=compare)
+        prepared.quota = preflight_all(api, definitions, skip_unchanged=True, compare=compare)
         if not prepared.quota["fits"]:
             raise ImagePullerError(failure_message(prepared.quota), **prepared.result())
 
@@ -103,11 +111,12 @@ def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definition: d
             prepared.outcomes.append(objs.apply_namespace(api, namespace_definition, live_namespace))
         objs.apply_objects(api, extra, namespace=namespace, namespace_pending=prepared.namespace_pending, outcomes=prepared.outcomes)
         if secrets is not None:
-            secret_objects.apply_secrets(api, secrets, live_secrets, namespace=namespace, daemonset_name=definition["metadata"]["name"],
+            secret_objects.apply_secrets(api, secrets, live_secrets, namespace=namespace, daemonset_name=instance_name(params, definitions),
                                          namespace_pending=prepared.namespace_pending, outcomes=prepared.outcomes)
         if params.get("restart") and not prepared.namespace_pending:
             now = datetime.datetime.now(tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            prepared.restarted = objs.restart_daemonset(api, definition, now)
+            restarted = [objs.restart_daemonset(api, definition, now) for definition in definitions]
+            prepared.restarted = any(restarted)
     except ImagePullerError as exc:
         exc.result = {**prepared.result(), "changed": prepared.changed, **exc.result}
         raise

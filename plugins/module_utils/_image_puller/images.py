@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.arch import arch_problem
+
 # Kubernetes container names: RFC 1123 label (k8s.io/apimachinery validation.IsDNS1123Label).
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_LABEL_MAX = 63
@@ -125,8 +127,26 @@ def _entries_from_string(text: str, variable: str, errors: list[str]) -> list[tu
     return entries
 
 
-def _entries_from_list(items: list, variable: str, errors: list[str]) -> list[tuple[str | None, str, str]]:
-    entries: list[tuple[str | None, str, str]] = []
+def _arch_map(value, where: str, errors: list[str]) -> dict[str, str] | None:
+    """An entry's arch map checked: architecture -> image reference (its references are checked with the others)."""
+    if not isinstance(value, dict) or not value:
+        errors.append(f"{where}: arch must map each architecture (kubernetes.io/arch, such as amd64) to an image "
+                      f"reference, got {json.dumps(value) if not isinstance(value, dict) else '{}'}")
+        return None
+    ok = True
+    for key, image in value.items():
+        problem = arch_problem(key)
+        if problem:
+            errors.append(f"{where}: {problem}")
+            ok = False
+        elif not isinstance(image, str) or not image.strip():
+            errors.append(f"{where}: arch {key} must name an image reference, got {image!r}")
+            ok = False
+    return {key: value[key].strip() for key in sorted(value)} if ok else None
+
+
+def _entries_from_list(items: list, variable: str, errors: list[str]) -> list[tuple]:
+    entries: list[tuple] = []
     for position, item in enumerate(items, start=1):
         if isinstance(item, str):
             entries.extend(_entries_from_string(item, variable, errors))
@@ -135,10 +155,10 @@ def _entries_from_list(items: list, variable: str, errors: list[str]) -> list[tu
             errors.append(f"entry {position} in {variable}: expected an image reference, a \"name=image\" string "
                           f"or a mapping with image (and name), got {type(item).__name__}")
             continue
-        unknown = sorted(str(k) for k in item if k not in ("name", "image"))
+        unknown = sorted(str(k) for k in item if k not in ("name", "image", "arch"))
         if unknown:
             errors.append(f"entry {position} in {variable}: unknown key(s) {', '.join(unknown)}; "
-                          "only name and image are allowed")
+                          "only name, image and arch are allowed")
             continue
         name, image = item.get("name"), item.get("image")
         bad = [k for k, v in (("name", name), ("image", image)) if v is not None and not isinstance(v, str)]
@@ -146,6 +166,12 @@ def _entries_from_list(items: list, variable: str, errors: list[str]) -> list[tu
             errors.append(f"entry {position} in {variable}: {' and '.join(bad)} must be a string")
             continue
         label = f"entry {position} {json.dumps(item, sort_keys=True)}"
+        if "arch" in item:
+            arch = _arch_map(item["arch"], f"{label} in {variable}", errors)
+            if arch is None:
+                continue
+            entries.append((None if name is None else name.strip(), (image or "").strip(), label, arch))
+            continue
         entries.append((None if name is None else name.strip(), (image or "").strip(), label))
     return entries
 
@@ -217,10 +243,12 @@ def parse_image_list(value, *, variable: str = VARIABLE, reserved: tuple[str, ..
                               "an image reference) or a list of references, name=image strings or "
                               f"{{name, image}} mappings, got {type(value).__name__}"])
 
-    valid: list[tuple[str | None, str]] = []
+    valid: list[tuple[str | None, str, dict | None]] = []
     first_position: dict[str, int] = {}
-    for position, (name, image, entry) in enumerate(entries, start=1):
-        placeholders = sorted(set(PLACEHOLDER.findall(f"{name or ''}={image}")))
+    for position, (name, image, entry, *more) in enumerate(entries, start=1):
+        arch = more[0] if more else None
+        shown = " ".join([f"{name or ''}={image}", *(str(ref) for ref in (arch or {}).values())])
+        placeholders = sorted(set(PLACEHOLDER.findall(shown)))
         if placeholders:
             errors.append(f"{entry} in {variable}: holds the placeholder(s) {', '.join(placeholders)} of a documentation "
                           "template; put the real container name and image reference in their place")
@@ -229,7 +257,7 @@ def parse_image_list(value, *, variable: str = VARIABLE, reserved: tuple[str, ..
             errors.append(f"{entry} in {variable}: the container name is empty")
             continue
         label = f"image \"{name}\" in {variable}" if name else f"{entry} in {variable}"
-        if not image:
+        if not image and not arch:
             errors.append(f"{label}: the image reference is empty")
             continue
         if name is not None:
@@ -246,20 +274,29 @@ def parse_image_list(value, *, variable: str = VARIABLE, reserved: tuple[str, ..
                               "each name must be unique")
                 continue
             first_position[name] = position
-        problem = reference_problem(image)
-        if problem:
-            errors.append(f"{label}: invalid image reference \"{image}\": {problem}")
-            continue
-        valid.append((name, image))
+        problems = [(ref, reference_problem(ref)) for ref in ([image] if image else []) + list((arch or {}).values())]
+        problems = [(ref, problem) for ref, problem in problems if problem]
+        for ref, problem in problems:
+            errors.append(f"{label}: invalid image reference \"{ref}\": {problem}")
+        if not problems:
+            valid.append((name, image, arch))
 
     if not entries and not errors and not allow_empty:
         errors.append(f"{variable} is empty: give at least one image reference or name=image entry")
     if errors:
         raise ImageListError(errors)
-    plain = [image for name, image in valid if name is None]
+    # An entry with an arch map and no image is named after the image of its first architecture.
+    plain = [image or next(iter(arch.values())) for name, image, arch in valid if name is None]
     derived = iter(derive_names(plain, taken=set(reserved) | set(first_position)))
-    images = [{"name": name if name is not None else next(derived), "image": image} for name, image in valid]
-    derived_list = [item["name"] for (name, _image), item in zip(valid, images) if name is None]
+    images = []
+    for name, image, arch in valid:
+        item = {"name": name if name is not None else next(derived)}
+        if image:
+            item["image"] = image
+        if arch:
+            item["arch"] = arch
+        images.append(item)
+    derived_list = [item["name"] for (name, _image, _arch), item in zip(valid, images) if name is None]
     return images, derived_list
 
 
@@ -278,5 +315,6 @@ def parse_images(value, *, variable: str = VARIABLE, reserved: tuple[str, ...] |
 
 
 def to_upstream_string(images: list[dict[str, str]]) -> str:
-    """The upstream IMAGES form of a validated list: ``name=image;name=image;``."""
-    return "".join(f"{item['name']}={item['image']};" for item in images)
+    """The upstream IMAGES form of a validated list: ``name=image;name=image;`` (entries without an image, only an
+    arch map, have no upstream form and are left out)."""
+    return "".join(f"{item['name']}={item['image']};" for item in images if item.get("image"))

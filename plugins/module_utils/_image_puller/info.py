@@ -222,6 +222,34 @@ def summarize(result: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def combine_summaries(summaries: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One summary for the DaemonSets of one instance (one per architecture, each on its own nodes)."""
+    if len(summaries) == 1:
+        return dict(summaries[0])
+    images = list(dict.fromkeys(image for summary in summaries for image in summary["images"]))
+    lacking = [item for summary in summaries for item in summary["lacking"]]
+    lacking_images = {item["image"] for item in lacking}
+
+    def total(key: str) -> int | None:
+        values = [summary[key] for summary in summaries]
+        return None if any(value is None for value in values) else sum(values)
+
+    fully = [summary["fully_cached_nodes"] for summary in summaries]
+    return {
+        "exists": all(summary["exists"] for summary in summaries),
+        # every report counts every node of the cluster
+        "nodes": summaries[0]["nodes"],
+        "eligible": total("eligible"),
+        "ready": total("ready"),
+        "updated": total("updated"),
+        "images": images,
+        "cached_everywhere": [image for image in images if image not in lacking_images],
+        "complete": all(summary["complete"] for summary in summaries),
+        "fully_cached_nodes": None if any(nodes is None for nodes in fully) else sorted({node for nodes in fully for node in nodes}),
+        "lacking": lacking,
+    }
+
+
 def summary_from_status(daemonset: Mapping[str, Any]) -> dict[str, Any] | None:
     """The summary, read from the DaemonSet's status alone, when that says the rollout is complete; else None.
 

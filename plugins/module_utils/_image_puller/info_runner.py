@@ -19,6 +19,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.err
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_string
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import current_revision_hash
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import derived_names
 
 
 def _small_node(node: dict[str, Any], *, images: bool) -> dict[str, Any]:
@@ -58,11 +59,41 @@ def read(reader: ClusterReader, *, name: str, namespace: str, node_images: bool 
     return result
 
 
+def read_all(reader: ClusterReader, *, name: str, namespace: str, node_images: bool = False) -> dict[str, Any]:
+    """As read, for the instance called ``name``: its DaemonSet, or, when that does not exist, its DaemonSets per
+    architecture (found by the instance's owner labels). Then ``daemonsets`` holds each one's report (with its
+    ``name``), the summary covers all (info.combine_summaries), and the lines are each one's in turn."""
+    result = read(reader, name=name, namespace=namespace, node_images=node_images)
+    if result["summary"]["exists"]:
+        return result
+    owners = derived_names(name, namespace, {})["owner_labels"]
+    names = sorted((ds.get("metadata") or {}).get("name") for ds in reader.items(
+        "DaemonSet", "apps/v1", namespace=namespace, label_selector=selector_string({"matchLabels": owners})))
+    if not names:
+        return result
+    reports = [{"name": each, **read(reader, name=each, namespace=namespace, node_images=node_images)} for each in names]
+    combined = dict(reports[0])
+    combined.update(
+        daemonsets=reports, summary=info.combine_summaries([report["summary"] for report in reports]),
+        lines=[line for report in reports for line in report["lines"]],
+        summary_lines=[line for report in reports for line in report["summary_lines"]],
+        nodes=_nodes_of(reports))
+    return combined
+
+
+def _nodes_of(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each node once: as the DaemonSet it is eligible for sees it, else as the first report sees it."""
+    eligible = {node["node"]: node for report in reports for node in report["nodes"] if node.get("eligible")}
+    return [eligible.get(node["node"], node) for node in reports[0]["nodes"]] + [
+        node for report in reports for node in report["nodes"] if node.get("eligible") and not any(
+            other["node"] == node["node"] for other in reports[0]["nodes"])]
+
+
 def run(module: Any) -> dict[str, Any]:
     """The image_puller_info module."""
     params = module.params
     client, retrier = connect_within(module)
-    result = read(ClusterReader(client, retrier=retrier), name=params["name"], namespace=params["namespace"],
-                  node_images=params["node_images"])
+    result = read_all(ClusterReader(client, retrier=retrier), name=params["name"], namespace=params["namespace"],
+                      node_images=params["node_images"])
     result["changed"] = False
     return result

@@ -37,7 +37,8 @@ def run(module: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"label": key, "summary": None}
     wanted: set[str] = set()
     if params["state"] == "present":
-        report = info_runner.read(reader, name=params["name"], namespace=params["namespace"])
+        # the instance's DaemonSet, or its DaemonSets per architecture (each node is eligible for at most one)
+        report = info_runner.read_all(reader, name=params["name"], namespace=params["namespace"])
         result["summary"] = report["summary"]
         wanted = set(report["summary"]["fully_cached_nodes"])
     add, remove = label_changes(current, wanted)

@@ -27,6 +27,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.qua
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import (
     PodTally,
     check_daemonset,
+    combine,
     describe_shapes,
     failure_message,
     shape_needs,
@@ -158,8 +159,24 @@ def template_unchanged(reader: ClusterReader, definition: dict[str, Any]) -> dic
     return current if same else None
 
 
+def preflight_all(reader: ClusterReader, definitions: list[dict[str, Any]], *, skip_unchanged: bool = False,
+                  compare: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The pre-flight of every DaemonSet of a deploy (one per architecture): each pod x its eligible nodes, summed
+    per quota (each DaemonSet is checked against what the ones before it leave), as one result.
+
+    compare: the other image_puller_mode's shape of each definition, in the same order (with one definition, any
+    number of shapes of it); reported beside it, never checked."""
+    compare = list(compare or [])
+    if len(definitions) == 1:
+        return preflight(reader, definitions[0], skip_unchanged=skip_unchanged, compare=compare)
+    shapes = [[item] for item in compare] if len(compare) == len(definitions) else [[] for _ in definitions]
+    earlier: dict = {}
+    return combine([preflight(reader, definition, skip_unchanged=skip_unchanged, compare=other, earlier=earlier)
+                    for definition, other in zip(definitions, shapes)])
+
+
 def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchanged: bool = False,
-              compare: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+              compare: list[dict[str, Any]] | None = None, earlier: dict | None = None) -> dict[str, Any]:
     """Read nodes, quotas, limit ranges, the current DaemonSet and its pods; return the check's result.
 
     skip_unchanged: when the DaemonSet already runs the definition's pod template, read nothing more (its cost then
@@ -222,7 +239,7 @@ def preflight(reader: ClusterReader, definition: dict[str, Any], *, skip_unchang
         result = check_daemonset(
             definition, namespace=namespace, nodes=nodes, resource_quotas=resource_quotas, limit_ranges=limit_ranges,
             cluster_quotas=cluster_quotas, cluster_quotas_selected=cluster_quotas_selected, namespace_object=namespace_object,
-            current_pods=tally, priority_classes=priority_classes, compare=compare or (),
+            current_pods=tally, priority_classes=priority_classes, compare=compare or (), earlier=earlier,
         )
     except (QuantityError, ValueError) as exc:
         raise ImagePullerError(f'DaemonSet "{name}" in namespace {namespace}: {exc}') from exc

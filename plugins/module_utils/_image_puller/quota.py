@@ -199,7 +199,7 @@ def _fmt(value: Fraction, resource: str, suffix: str = "") -> str:
 
 
 def _quota_rows(check: Check, source: QuotaSource, *, footprint: Footprint, nodes: int, tally: PodTally | None,
-                daemonset: str, namespace: str) -> None:
+                daemonset: str, namespace: str, earlier: dict | None = None) -> None:
     selectors = scope_selectors(source.spec)
     label = source.label(namespace)
     unmatched = [s for s in selectors if not scope_matches(s, footprint)]
@@ -223,6 +223,8 @@ def _quota_rows(check: Check, source: QuotaSource, *, footprint: Footprint, node
         check.messages.append(text)
 
     held = tally.usage_under(source) if tally is not None else {}
+    # what the DaemonSets checked before this one in the same deploy need of this quota (per-architecture DaemonSets)
+    before = {} if earlier is None else earlier.setdefault((source.kind, source.name), {})
     for resource in sorted(source.hard):
         if resource == DAEMONSET_COUNT:
             if selectors:
@@ -240,8 +242,11 @@ def _quota_rows(check: Check, source: QuotaSource, *, footprint: Footprint, node
             continue
         suffix = footprint.units.get(resource) or source.units.get(resource, "")
         needed = total - already
-        available = source.hard[resource] - source.used.get(resource, Fraction(0))
+        available = source.hard[resource] - source.used.get(resource, Fraction(0)) - before.get(resource, Fraction(0))
         shortfall = max(Fraction(0), needed - available)
+        after_others = " after the other DaemonSets of this deploy" if before.get(resource) else ""
+        if earlier is not None:
+            before[resource] = before.get(resource, Fraction(0)) + max(Fraction(0), needed)
         if resource == DAEMONSET_COUNT:
             arithmetic = f"{explain} = {_fmt(total, resource)} {resource} needed"
         else:
@@ -250,7 +255,7 @@ def _quota_rows(check: Check, source: QuotaSource, *, footprint: Footprint, node
             arithmetic = f"{per_pod} x {nodes} {node_word} = {_fmt(total, resource, suffix)} {resource} needed"
         if already:
             arithmetic += f", less {held_text}: {_fmt(needed, resource, suffix)} more"
-        text = f"{arithmetic}, {_fmt(available, resource, suffix)} available in {label}"
+        text = f"{arithmetic}, {_fmt(available, resource, suffix)} available in {label}{after_others}"
         if shortfall:
             text += f": short by {_fmt(shortfall, resource, suffix)}"
             check.shortfalls.append(text)
@@ -372,11 +377,14 @@ def check_daemonset(
     current_pods: PodTally | Iterable[dict[str, Any]] | None = None,
     priority_classes: Iterable[dict[str, Any]] = (),
     compare: Iterable[dict[str, Any]] = (),
+    earlier: dict | None = None,
 ) -> dict[str, Any]:
     """The whole pre-flight as a module result (without `changed`).
 
     compare: other shapes of the same DaemonSet (the other image_puller_mode); their needs are reported
     in `shapes` beside the definition's, not checked against the quotas.
+    earlier: for several DaemonSets of one deploy checked in turn, what the ones before need per quota
+    (updated with this one's needs): each then sees what the others leave.
 
     cluster_quotas=None means the quota.openshift.io API is absent; cluster_quotas_selected=True
     means they were listed as AppliedClusterResourceQuota, i.e. already those selecting the
@@ -414,7 +422,7 @@ def check_daemonset(
 
     for obj in sorted(resource_quotas, key=_name):
         _quota_rows(check, QuotaSource.from_resource_quota(obj), footprint=footprint, nodes=placement.count,
-                    tally=tally, daemonset=daemonset, namespace=namespace)
+                    tally=tally, daemonset=daemonset, namespace=namespace, earlier=earlier)
     if cluster_quotas is None:
         check.notes.append(CLUSTER_QUOTA_API_MISSING)
     else:
@@ -426,7 +434,7 @@ def check_daemonset(
                 if not cluster_quota_selects(obj, namespace_object):
                     continue
             _quota_rows(check, QuotaSource.from_cluster_quota(obj), footprint=footprint, nodes=placement.count,
-                        tally=tally, daemonset=daemonset, namespace=namespace)
+                        tally=tally, daemonset=daemonset, namespace=namespace, earlier=earlier)
     for limit_range in sorted(limit_ranges, key=_name):
         _limit_range_rows(check, limit_range, footprint, namespace)
 
@@ -451,6 +459,30 @@ def check_daemonset(
         "summary": head,
         "shapes": shapes,
         "shape_lines": describe_shapes(shapes),
+    }
+
+
+def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pre-flight of several DaemonSets of one deploy (checked in turn with ``earlier``) as one result."""
+    if len(results) == 1:
+        return results[0]
+    names = [result["daemonset"] for result in results]
+
+    def named(result: dict[str, Any], key: str) -> list:
+        return [f'DaemonSet "{result["daemonset"]}": {text}' if not text.startswith("DaemonSet") else text for text in result[key]]
+
+    return {
+        "fits": all(result["fits"] for result in results),
+        "unchanged": all(result.get("unchanged") for result in results),
+        "daemonset": ", ".join(names),
+        "namespace": results[0]["namespace"],
+        "eligible_nodes": sum(result["eligible_nodes"] for result in results),
+        "rows": [{**row, "daemonset": result["daemonset"]} for result in results for row in result["rows"]],
+        "shortfalls": [text for result in results for text in named(result, "shortfalls")],
+        "messages": [text for result in results for text in named(result, "messages")],
+        "notes": [text for result in results for text in named(result, "notes")],
+        "summary": "; ".join(result["summary"] for result in results),
+        "daemonsets": results,
     }
 
 

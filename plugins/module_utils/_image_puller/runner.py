@@ -14,7 +14,7 @@ import datetime
 import time
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import apply, deploy, info, info_runner, kube, readiness, rollout
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import apply, deploy, info, info_runner, kube, prune, readiness, rollout
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER, DaemonSetApi
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
@@ -39,31 +39,116 @@ def _applied_at(obj: dict[str, Any] | None) -> datetime.datetime | None:
     return None
 
 
+def _definitions(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """definition, or each of definitions (one DaemonSet per architecture), checked: one namespace, unique names."""
+    given = params.get("definitions") or ([params["definition"]] if params.get("definition") else [])
+    if not given:
+        raise ImagePullerError("give definition (one DaemonSet) or definitions (a list of them)")
+    definitions = [apply.prepare_definition(definition, params.get("namespace"), state=params["state"]) for definition in given]
+    namespaces = sorted({definition["metadata"]["namespace"] for definition in definitions})
+    if len(namespaces) > 1:
+        raise ImagePullerError(f"the DaemonSets of definitions must share one namespace, got {', '.join(namespaces)}")
+    names = [definition["metadata"]["name"] for definition in definitions]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ImagePullerError(f"definitions names DaemonSet {', '.join(twice)} more than once")
+    return definitions
+
+
 def run(module: Any) -> dict[str, Any]:
     """Run the module; returns the result for exit_json."""
     params = module.params
     if params["wait_timeout"] < 0:
         raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
-    definition = apply.prepare_definition(params["definition"], params.get("namespace"), state=params["state"])
+    definitions = _definitions(params)
+    definition = definitions[0]
     deadline = time.monotonic() + params["wait_timeout"]
     # the API server going away (restart, overload) is ridden through until wait_timeout, for every call
     retrier = Retrier(deadline=deadline)
     client = retrier.call("could not connect to the API server", lambda: connect(module))
-    api = DaemonSetApi(client, namespace=definition["metadata"]["namespace"], name=definition["metadata"]["name"], retrier=retrier)
+    apis = [DaemonSetApi(client, namespace=d["metadata"]["namespace"], name=d["metadata"]["name"], retrier=retrier) for d in definitions]
     wait = params["wait"] and not module.check_mode
 
     def remaining() -> float:
         return max(0.0, deadline - time.monotonic())
 
+    owners = params.get("owner_labels") or {}
+    namespace = definition["metadata"]["namespace"]
     if params["state"] == "absent":
-        return _absent(module, api, wait=wait, remaining=remaining)
+        # the definitions, then every other DaemonSet of this instance (one per architecture)
+        names = [api.name for api in apis]
+        extra = prune.others(client, retrier, namespace, owners, keep=names)
+        apis += [DaemonSetApi(client, namespace=namespace, name=name, retrier=retrier) for name in extra]
+        results = [_absent(module, api, wait=wait, remaining=remaining) for api in apis]
+        if len(results) > 1 and module._diff:  # pylint: disable=protected-access
+            for api, one in zip(apis, results):
+                one["diff"] = {**one["diff"], "before_header": api.ref, "after_header": api.ref}
+        return _combined(module, results, names + extra)
     prepared = None
     if deploy.wanted(params):
         # the namespace, quota pre-flight, other objects and restart of a whole deploy, in this one run
-        prepared = deploy.prepare(params, client, retrier, definition, check_mode=module.check_mode)
-    result = _present(module, api, definition, wait=wait, remaining=remaining, prepared=prepared)
-    result["summary_lines"] = _summary_lines(client, retrier, definition, result, check_mode=module.check_mode)
+        prepared = deploy.prepare(params, client, retrier, definitions, check_mode=module.check_mode)
+    if len(definitions) == 1:
+        result = _present(module, apis[0], definition, wait=wait, remaining=remaining, prepared=prepared)
+        result["summary_lines"] = _summary_lines(client, retrier, definition, result, check_mode=module.check_mode)
+    else:
+        result = _present_all(module, apis, definitions, wait=wait, remaining=remaining, prepared=prepared)
+        result["summary_lines"] = [line for one, d in zip(result["daemonsets"], definitions)
+                                   for line in _summary_lines(client, retrier, d, one, check_mode=module.check_mode)]
+    if owners:
+        # DaemonSets of this instance no longer wanted (another shape, an architecture gone), after the rollout
+        _prune(module, client, retrier, namespace, owners, [api.name for api in apis], result, wait=wait, remaining=remaining)
     return result
+
+
+def _prune(module: Any, client: Any, retrier: Retrier, namespace: str, owners: dict[str, str], keep: list[str],
+           result: dict[str, Any], *, wait: bool, remaining: Any) -> None:
+    pruned = []
+    for name in prune.others(client, retrier, namespace, owners, keep=keep):
+        gone = _absent(module, DaemonSetApi(client, namespace=namespace, name=name, retrier=retrier), wait=wait, remaining=remaining)
+        if gone["changed"]:
+            pruned.append(name)
+            result["changed"] = True
+            if module._diff:  # pylint: disable=protected-access
+                ref = f"DaemonSet {namespace}/{name}"
+                diffs = result["diff"] if isinstance(result.get("diff"), list) else [result["diff"]] if result.get("diff") else []
+                result["diff"] = diffs + [{**gone["diff"], "before_header": ref, "after_header": ref}]
+    result["pruned"] = pruned
+
+
+def _combined(module: Any, results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One result for several DaemonSets: the first's keys (today's single result), and each in daemonsets."""
+    if len(results) == 1:
+        return results[0]
+    combined = {key: value for key, value in results[0].items() if key != "diff"}
+    combined["changed"] = any(one["changed"] for one in results)
+    combined["recreated"] = any(one.get("recreated") for one in results)
+    reasons = [f"{name}: {one['recreate_reason']}" for name, one in zip(names, results) if one.get("recreate_reason")]
+    combined["recreate_reason"] = "; ".join(reasons) or None
+    combined["problems"] = [problem for one in results for problem in one.get("problems") or []]
+    combined["daemonsets"] = [{"name": name, **{k: v for k, v in one.items() if k != "diff"}} for name, one in zip(names, results)]
+    if module._diff:  # pylint: disable=protected-access
+        combined["diff"] = [one["diff"] for one in results if one.get("diff")]
+    return combined
+
+
+def _present_all(module: Any, apis: list[DaemonSetApi], definitions: list[dict[str, Any]], *, wait: bool, remaining: Any,
+                 prepared: deploy.Prepared | None) -> dict[str, Any]:
+    """Several DaemonSets (one per architecture): apply each, then wait for each."""
+    states = [_apply(module, api, d, remaining=remaining, prepared=prepared) for api, d in zip(apis, definitions)]
+    results = []
+    for api, (applied, result) in zip(apis, states):
+        if module._diff:  # pylint: disable=protected-access
+            result["diff"] = {**result["diff"], "before_header": api.ref, "after_header": api.ref}
+        results.append(result if module.check_mode else
+                       _wait(module, api, applied, result, wait=wait, remaining=remaining, restarted=prepared is not None and prepared.restarted))
+    combined = _combined(module, results, [api.name for api in apis])
+    if prepared is not None:
+        combined.update(prepared.result())
+        combined["changed"] = combined["changed"] or prepared.changed
+        if module._diff:  # pylint: disable=protected-access
+            combined["diff"] = prepared.diffs() + combined["diff"]
+    return combined
 
 
 def _summary_lines(client: Any, retrier: Retrier, definition: dict[str, Any], result: dict[str, Any], *,
@@ -83,8 +168,9 @@ def _warn(module: Any, warnings: list[str]) -> None:
         module.warn(warning)
 
 
-def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait: bool, remaining: Any,
-             prepared: deploy.Prepared | None = None) -> dict[str, Any]:
+def _apply(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, remaining: Any,
+           prepared: deploy.Prepared | None) -> tuple[Any, dict[str, Any]]:
+    """Apply one DaemonSet (re-created when its selector changes); what was applied, and its result so far."""
     selector = kube.selector_string((definition.get("spec") or {}).get("selector"), what="spec.selector of the definition")
 
     def wait_gone(uid: str | None) -> None:
@@ -104,8 +190,15 @@ def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait
         "recreate_reason": applied.recreate_reason,
         "summary": readiness.summarize(applied.after or definition, []),
         "problems": [],
+        "diff": apply.make_diff(applied.before, applied.after),
     }
-    diff = apply.make_diff(applied.before, applied.after)
+    return applied, result
+
+
+def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait: bool, remaining: Any,
+             prepared: deploy.Prepared | None = None) -> dict[str, Any]:
+    applied, result = _apply(module, api, definition, remaining=remaining, prepared=prepared)
+    diff = result.pop("diff")
     if prepared is not None:
         result.update(prepared.result())
         result["changed"] = applied.changed or prepared.changed
@@ -115,7 +208,11 @@ def _present(module: Any, api: DaemonSetApi, definition: dict[str, Any], *, wait
         result["diff"] = diff
     if module.check_mode:
         return result
-    restarted = prepared is not None and prepared.restarted
+    return _wait(module, api, applied, result, wait=wait, remaining=remaining, restarted=prepared is not None and prepared.restarted)
+
+
+def _wait(module: Any, api: DaemonSetApi, applied: Any, result: dict[str, Any], *, wait: bool, remaining: Any,
+          restarted: bool) -> dict[str, Any]:
     if wait and not applied.changed and not restarted and readiness.rollout_status(applied.after or {})[0]:
         # nothing changed and the status says done (kubectl's rule): no pod is read, so a no-op costs the same on any
         # cluster (wait=false is the way to ask for the pods node by node)

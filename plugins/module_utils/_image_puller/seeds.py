@@ -223,7 +223,9 @@ def _prepuller(reader: _Reader, values: dict) -> None:
     reader.set(PREFIX + "images", list(images), f"{PREPULLER_KEY}.{PREPULLER_IMAGES}")
 
 
-def _jarvice_image(reader: _Reader, where: str, entry: dict) -> str | None:
+def _jarvice_image(reader: _Reader, where: str, entry: dict):
+    """The image_puller_images entry of a jarvice image object: ref on its registry, or, with an arch map, that map
+    (jarvice pulls an arch map's images only on nodes of those architectures: one DaemonSet per architecture)."""
     ref, registry, arch = entry.get("ref"), entry.get("registry") or "", entry.get("arch")
     if not isinstance(ref, str) or not ref.strip():
         reader.fail(f"{where}: ref must be a non-empty string")
@@ -235,14 +237,8 @@ def _jarvice_image(reader: _Reader, where: str, entry: dict) -> str | None:
         if not isinstance(arch, dict) or not all(isinstance(v, str) and v.strip() for v in arch.values()):
             reader.fail(f"{where}: arch must map each architecture to an image reference")
             return None
-        images = sorted({value.strip() for value in arch.values()})
-        if len(images) > 1:
-            named = ", ".join(f"{name}: {image}" for name, image in sorted(arch.items()))
-            reader.fail(f"{where} names a different image per architecture ({named}); per-architecture images "
-                        "are not supported yet (issue 11): keep one image in its arch map, or list the images "
-                        "in image_puller_images")
-            return None
-        return images[0]
+        # the architectures and references are checked with image_puller_images (images.py, arch.py)
+        return {"arch": {str(key): value.strip() for key, value in arch.items()}}
     ref = ref.strip()
     # Without an arch map the image is ref on registry (unless ref already names it).
     if registry and not ref.startswith(registry.rstrip("/") + "/"):

@@ -17,6 +17,7 @@ import re
 
 from ansible.module_utils.common.validation import check_type_bool, check_type_float, check_type_int
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import arch
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.images import (
     ImageListError,
     parse_image_list,
@@ -333,6 +334,8 @@ def derived_names(daemonset_name: str, namespace: str, labels: dict) -> dict:
         # the pod selector: fixed for a DaemonSet name (a DaemonSet's selector is immutable)
         "selector": selector,
         "object_labels": {**labels, **selector, "app.kubernetes.io/managed-by": FIELD_MANAGER},
+        # every DaemonSet of this instance carries these (one, or one per architecture): what the role owns
+        "owner_labels": {**selector, "app.kubernetes.io/managed-by": FIELD_MANAGER},
         "managed_by": FIELD_MANAGER,
         "field_manager": FIELD_MANAGER,
         "init_container": INIT_CONTAINER,
@@ -426,7 +429,9 @@ def notes(settings: dict) -> list[str]:
     derived = set(settings.get("derived_names") or ())
     if derived:
         lines.append("derived container names: " + ", ".join(
-            f"{item['name']}={item['image']}" for item in settings.get("images") or () if item["name"] in derived))
+            f"{item['name']}={item.get('image') or ','.join(item['arch'].values())}"
+            for item in settings.get("images") or () if item["name"] in derived))
+    lines.extend(arch.describe(settings.get("daemonsets") or []))
     return lines
 
 
@@ -514,6 +519,13 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=(INIT_CONTAINER,), re
     out["deployer"] = _deployer(check)
     if out["daemonset_name"] and out["namespace"]:
         out.update(derived_names(out["daemonset_name"], out["namespace"], out["labels"] or {}))
+        # per-architecture images: which DaemonSets, each with its name, selector and images (arch.py)
+        if out.get("images") is not None and out["node_selector"] is not None and out["labels"] is not None:
+            split_problems = arch.problems(out["images"], name=out["daemonset_name"], node_selector=out["node_selector"])
+            check.errors.extend(split_problems)
+            if not split_problems:
+                out["daemonsets"] = arch.daemonsets(out["images"], name=out["daemonset_name"], selector=out["selector"],
+                                                    object_labels=out["object_labels"], node_selector=out["node_selector"])
     # Connection: blank or unset means "leave it to K8S_AUTH_VERIFY_SSL" (an AWX survey's blank answer).
     validate_certs = raw.get(PREFIX + "validate_certs")
     if validate_certs is None or (isinstance(validate_certs, str) and not validate_certs.strip()):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.images import to_upstream_string
+
 IMAGES = "IMAGES"
 DAEMONSET_NAME = "DAEMONSET_NAME"
 DAEMONSET_ANNOTATIONS = "DAEMONSET_ANNOTATIONS"
@@ -57,7 +59,7 @@ def _json(value) -> str:
 
 # How a setting is written in the upstream ConfigMap, where it is not a plain string or JSON.
 _FORMATS = {
-    IMAGES: lambda images: "".join(f"{item['name']}={item['image']};" for item in images),
+    IMAGES: to_upstream_string,
     IMAGE_PULL_SECRETS: lambda names: "".join(f"{name};" for name in names),
 }
 

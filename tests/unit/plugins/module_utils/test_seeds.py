@@ -40,8 +40,13 @@ CHE = [("java11-maven", "quay.io/eclipse/che-java11-maven:nightly"), ("che-theia
 UPSTREAM_DEFAULTS = {"caching_interval_seconds": 3600, "caching_memory_request": "10Mi", "caching_memory_limit": "20Mi",
                      "caching_cpu_request": ".05", "caching_cpu_limit": ".2", "node_selector": {},
                      "daemonset_name": "kubernetes-image-puller"}
-JARVICE_SINGLE = {"images": [("ubuntu", "docker.io/library/ubuntu:xenial"), ("abc123", "docker.io/kenhill/abc123:test")],
+# An arch map stays one: jarvice pulls its images only on nodes of those architectures (one DaemonSet per architecture).
+JARVICE_SINGLE = {"images": [{"name": "ubuntu", "arch": {"amd64": "docker.io/library/ubuntu:xenial"}},
+                             {"name": "abc123", "arch": {"amd64": "docker.io/kenhill/abc123:test"}}],
                   "image_pull_secrets": ["jarvice-docker"]}
+JARVICE = {**JARVICE_SINGLE, "images": [
+    {"name": "ubuntu", "arch": {"amd64": "docker.io/library/ubuntu:xenial", "ppc64le": "docker.io/ppc64le/ubuntu:xenial"}},
+    JARVICE_SINGLE["images"][1]]}
 JARVICE_IGNORED = ["entry 1 (ref 'ubuntu:xenial'): config (the image is not private, so no pull secret is needed)"]
 
 
@@ -63,6 +68,11 @@ JARVICE_IGNORED = ["entry 1 (ref 'ubuntu:xenial'): config (the image is not priv
         pytest.param("002-jarvice-configmap-single-arch.yaml", seeds.JARVICE_DATA + " (of a ConfigMap manifest)",
                      {**JARVICE_SINGLE, "caching_interval_seconds": 300}, JARVICE_IGNORED,
                      id="seed 002: the image-cache ConfigMap; interval=300 seconds is the caching interval"),
+        pytest.param("002-jarvice-image.config", seeds.JARVICE, {**JARVICE, "caching_interval_seconds": 3600}, JARVICE_IGNORED,
+                     id="seed 002 verbatim: an image per architecture"),
+        pytest.param("002-jarvice-configmap.yaml", seeds.JARVICE_DATA + " (of a ConfigMap manifest)",
+                     {**JARVICE, "caching_interval_seconds": 300}, JARVICE_IGNORED,
+                     id="seed 002 verbatim as its ConfigMap"),
         pytest.param("003-prepuller-values.yaml", seeds.PREPULLER, {
             "images": [("busybox-1-27", "gcr.io/google-containers/busybox:1.27"), ("busybox-1-musl", "busybox:1-musl")]},
             ["docker.hostPath (nothing is mounted from the node; the kubelet keeps the images)"],
@@ -83,7 +93,7 @@ def test_each_seed_configuration_deploys_as_given(name, fmt, expected, ignored):
     out = settings(fixture(name))
     for key, value in expected.items():
         if key == "images":
-            value = [{"name": n, "image": i} for n, i in value]
+            value = [item if isinstance(item, dict) else {"name": item[0], "image": item[1]} for item in value]
         assert out[key] == value, key
     assert out["config"]["format"] == fmt
     assert out["config"]["source"] == fixture(name)
@@ -115,13 +125,6 @@ def test_seed_004_openshift_parameters_need_images_and_leave_the_controller_out(
                      'entry "<image>=<repository>/<image>:<tag>" in image_puller_images (from image_puller_config '
                      "configMap.images): holds the placeholder(s) <image>, <repository>, <tag> of a documentation template",
                      id="seed 000 verbatim: its placeholders are refused, naming the Helm key they came from"),
-        pytest.param("002-jarvice-image.config",
-                     "image_puller_config (jarvice-cache-pull image list): entry 1 (ref 'ubuntu:xenial') names a "
-                     "different image per architecture (amd64: docker.io/library/ubuntu:xenial, ppc64le: "
-                     "docker.io/ppc64le/ubuntu:xenial); per-architecture images are not supported yet (issue 11)",
-                     id="seed 002 verbatim: a different image per architecture is refused"),
-        pytest.param("002-jarvice-configmap.yaml", "(jarvice-cache-pull ConfigMap data): entry 1 (ref 'ubuntu:xenial')",
-                     id="seed 002 verbatim as its ConfigMap: refused the same way"),
     ],
 )
 def test_seed_examples_that_cannot_deploy_yet_fail_clearly(name, message):
@@ -234,13 +237,21 @@ def test_bad_configurations_are_refused_with_what_to_do(config, message):
         pytest.param([{"ref": "app:1", "registry": "r.io"}], "images", [{"name": "app", "image": "r.io/app:1"}],
                      id="a jarvice entry without arch is ref on its registry"),
         pytest.param([{"ref": "app", "arch": {"amd64": "r.io/app:2", "arm64": "r.io/app:2"}}], "images",
-                     [{"name": "app", "image": "r.io/app:2"}], id="a jarvice arch map naming one image for all"),
+                     [{"name": "app", "arch": {"amd64": "r.io/app:2", "arm64": "r.io/app:2"}}],
+                     id="a jarvice arch map stays an arch map, also when it names one image for all"),
         pytest.param({}, "config", {}, id="an empty mapping is no configuration"),
     ],
 )
 def test_more_forms(config, key, expected):
     raw_images = {} if (isinstance(config, (dict, list)) and config) or isinstance(config, str) else {"images": "a=b"}
     assert settings(config, **raw_images)[key] == expected
+
+
+def test_a_jarvice_arch_maps_keys_are_checked_naming_the_entry():
+    with pytest.raises(SettingsError) as caught:
+        settings([{"ref": "app", "arch": {"x86_64": "r.io/app:2"}}])
+    assert 'unknown architecture "x86_64" (did you mean amd64?)' in str(caught.value)
+    assert "(from image_puller_config" in str(caught.value)
 
 
 def test_the_helm_keys_come_from_the_upstream_table():
