@@ -23,7 +23,7 @@ description:
     goes first because the controller deletes it with its pods when it is stopped, and because the Deployment owns it.
   - O(step=clean_up) deletes the upstream pods no DaemonSet owns, and the ServiceAccounts named in
     O(service_accounts) with the RoleBindings that bind only them and the Roles only those bindings use. The upstream
-    ConfigMaps stay, annotated C(image-puller.kip/adopted-by=kip.image_puller): the role goes on reading its
+    ConfigMaps stay, annotated C(image-puller.kip/adopted-by=kip.image_puller) - the role goes on reading its
     settings from it while C(image_puller_adopt) is true, so that a later run with the same variables changes nothing.
   - Objects labelled C(app.kubernetes.io/managed-by=kip.image_puller) are never deleted.
 extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
