@@ -226,5 +226,5 @@ def test_adopt_takes_over_the_settings_and_every_node_keeps_a_puller_pod(playboo
 
     # without image_puller_adopt the taken-over ConfigMap still stops the role, before any change
     stopped = playbook("deploy", namespace=upstream)
-    assert stopped.returncode != 0 and f"that image_puller_adopt took over earlier" in stopped.stdout, stopped.stdout[-3000:]
+    assert stopped.returncode != 0 and "that image_puller_adopt took over earlier" in stopped.stdout, stopped.stdout[-3000:]
     assert snapshot(kubectl, upstream) == before
