@@ -6,9 +6,10 @@ There is no upstream image or registry here, so the upstream install is staged a
 (deploy/helm, default values) and its controller (utils/clusterutils.go getDaemonset) leave it:
 the same names, labels, ConfigMap keys, selector and ownerReference, on the kwok nodes (which run
 any image; the controller's code does not run). Cases: without image_puller_adopt the role stops
-before any change, in check mode too; with it the ConfigMap's settings land in the role's
-DaemonSet, the controller and every upstream object are gone, and a pod watch shows every node
-kept a running puller pod throughout; a second run changes nothing.
+before any change, in check mode too; with it, check mode changes nothing, then a run lands the
+ConfigMap's settings in the role's DaemonSet, removes the controller and the upstream pods,
+account and RBAC, while a pod watch shows every node kept a running puller pod throughout; a
+second run changes nothing, and a run without image_puller_adopt stops again.
 """
 from __future__ import annotations
 
@@ -185,6 +186,12 @@ def test_the_role_stops_before_any_change_when_an_upstream_install_is_there(play
 def test_adopt_takes_over_the_settings_and_every_node_keeps_a_puller_pod(playbook, kubectl, kubeconfig, upstream):
     nodes = eligible_nodes(kubectl)
     assert ready_nodes(kubectl, upstream) == nodes
+    # check mode with image_puller_adopt: says what it would take over, changes nothing
+    before = snapshot(kubectl, upstream)
+    checked = playbook("deploy", namespace=upstream, adopt=True, check=True)
+    ok(checked)
+    assert f"image_puller_adopt: taking over Deployment/{DS}, ConfigMap/{CM}, DaemonSet/{DS}" in checked.stdout
+    assert snapshot(kubectl, upstream) == before
     watcher = PodWatch(kubeconfig, upstream, nodes, [SELECTOR, {"app.kubernetes.io/instance": DS}])
     watcher.start()
     try:
