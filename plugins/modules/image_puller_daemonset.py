@@ -97,6 +97,14 @@ options:
       - Each run with V(true) on an existing DaemonSet reports a change.
     type: bool
     default: false
+  upstream_check:
+    description:
+      - Before anything else (with either O(state)), look for an install of the upstream kubernetes-image-puller in the
+        namespace, as M(kip.image_puller.image_puller_upstream) does, and fail, changing nothing, when there is one:
+        its controller deletes and re-creates its DaemonSet, also one of the same name made here.
+      - The role M(kip.image_puller.image_puller) sets it unless C(image_puller_adopt) is true.
+    type: bool
+    default: false
 extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
   kip.image_puller._options, kip.image_puller._options.definition, kip.image_puller._options.wait_timeout]
 attributes:
@@ -293,6 +301,7 @@ def main() -> None:
         "objects": {"type": "list", "elements": "dict", "default": []},
         "quota_check": {"type": "bool", "default": False},
         "restart": {"type": "bool", "default": False},
+        "upstream_check": {"type": "bool", "default": False},
     }, run)
 
 

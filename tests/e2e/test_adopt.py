@@ -175,7 +175,7 @@ def fixture_upstream(kubectl):
 def test_the_role_stops_before_any_change_when_an_upstream_install_is_there(playbook, kubectl, upstream):
     before = snapshot(kubectl, upstream)
     for check_mode in (False, True):
-        run = playbook("deploy", namespace=upstream, check=check_mode)
+        run = playbook("deploy", namespace=upstream, images=["busybox:1.36"], check=check_mode)
         assert run.returncode != 0, run.stdout[-3000:]
         assert f"namespace {upstream} holds an upstream kubernetes-image-puller install: Deployment/{DS}, ConfigMap/{CM}, " \
                f"DaemonSet/{DS}" in run.stdout, run.stdout[-3000:]
@@ -232,6 +232,6 @@ def test_adopt_takes_over_the_settings_and_every_node_keeps_a_puller_pod(playboo
     assert snapshot(kubectl, upstream) == before
 
     # without image_puller_adopt the taken-over ConfigMap still stops the role, before any change
-    stopped = playbook("deploy", namespace=upstream)
+    stopped = playbook("deploy", namespace=upstream, images=["busybox:1.36"])
     assert stopped.returncode != 0 and "that image_puller_adopt took over earlier" in stopped.stdout, stopped.stdout[-3000:]
     assert snapshot(kubectl, upstream) == before

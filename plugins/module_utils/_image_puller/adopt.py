@@ -236,6 +236,16 @@ def clean_up(reader: ClusterReader, namespace: str, found: dict[str, Any], delet
         deleter.delete("ServiceAccount", "v1", account)
 
 
+def refuse_upstream(client: Any, retrier: Any, namespace: str) -> None:
+    """image_puller_daemonset's upstream_check: fail, naming what was found, when the namespace holds an upstream install."""
+    reader = ClusterReader(client, retrier=retrier)
+    if reader.get("Namespace", "v1", namespace) is None:
+        return
+    result = report(find(reader, namespace), namespace)
+    if result["installed"]:
+        raise ImagePullerError(result["message"], changed=False, upstream={key: result[key] for key in ("found", "orphaned_pods", "configmap")})
+
+
 def run(module: Any) -> dict[str, Any]:
     """The image_puller_upstream module."""
     params = module.params

@@ -14,7 +14,7 @@ import datetime
 import time
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import apply, deploy, info, info_runner, kube, readiness, rollout
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import adopt, apply, deploy, info, info_runner, kube, readiness, rollout
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER, DaemonSetApi
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
@@ -55,6 +55,9 @@ def run(module: Any) -> dict[str, Any]:
     def remaining() -> float:
         return max(0.0, deadline - time.monotonic())
 
+    if params.get("upstream_check"):
+        # before any write, also before a removal: an upstream controller would undo or lose what this run does
+        adopt.refuse_upstream(client, retrier, definition["metadata"]["namespace"])
     if params["state"] == "absent":
         return _absent(module, api, wait=wait, remaining=remaining)
     prepared = None
