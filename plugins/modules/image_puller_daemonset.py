@@ -100,7 +100,7 @@ options:
   upstream_check:
     description:
       - Before anything else (with either O(state)), look for an install of the upstream kubernetes-image-puller in the
-        namespace, as M(kip.image_puller.image_puller_upstream) does, and fail, changing nothing, when there is one:
+        namespace, as M(kip.image_puller.image_puller_upstream) does, and fail, changing nothing, when there is one, as
         its controller deletes and re-creates its DaemonSet, also one of the same name made here.
       - The role M(kip.image_puller.image_puller) sets it unless C(image_puller_adopt) is true.
     type: bool
