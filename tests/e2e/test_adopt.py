@@ -6,7 +6,7 @@ There is no upstream image or registry here, so the upstream install is staged a
 (deploy/helm, default values) and its controller (utils/clusterutils.go getDaemonset) leave it:
 the same names, labels, ConfigMap keys, selector and ownerReference, on the kwok nodes (which run
 any image; the controller's code does not run). Cases: without image_puller_adopt the role stops
-before any change, in check mode too; with it, check mode changes nothing, then a run lands the
+before any change, in check mode and for a removal too; with it, check mode changes nothing, then a run lands the
 ConfigMap's settings in the role's DaemonSet, removes the controller and the upstream pods,
 account and RBAC, while a pod watch shows every node kept a running puller pod throughout; a
 second run changes nothing, and a run without image_puller_adopt stops again.
@@ -180,6 +180,9 @@ def test_the_role_stops_before_any_change_when_an_upstream_install_is_there(play
         assert f"namespace {upstream} holds an upstream kubernetes-image-puller install: Deployment/{DS}, ConfigMap/{CM}, " \
                f"DaemonSet/{DS}" in run.stdout, run.stdout[-3000:]
         assert "image_puller_adopt: true" in run.stdout
+    # the removal too: the upstream DaemonSet has the role's default DaemonSet name
+    removal = playbook("remove", namespace=upstream)
+    assert removal.returncode != 0 and f"namespace {upstream} holds an upstream kubernetes-image-puller install" in removal.stdout
     assert snapshot(kubectl, upstream) == before
 
 
