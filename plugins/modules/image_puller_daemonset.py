@@ -173,6 +173,14 @@ options:
       - Each run with V(true) on an existing DaemonSet reports a change.
     type: bool
     default: false
+  upstream_check:
+    description:
+      - Before anything else (with either O(state)), look for an install of the upstream kubernetes-image-puller in the
+        namespace, as M(kip.image_puller.image_puller_upstream) does, and fail, changing nothing, when there is one, as
+        its controller deletes and re-creates its DaemonSet, also one of the same name made here.
+      - The role M(kip.image_puller.image_puller) sets it unless C(image_puller_adopt) is true.
+    type: bool
+    default: false
 extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.builtin.action_common_attributes,
   kip.image_puller._options, kip.image_puller._options.definition, kip.image_puller._options.wait_timeout]
 attributes:
@@ -399,6 +407,7 @@ def main() -> None:
             "type": {"type": "str", "default": "kubernetes.io/dockerconfigjson"},
             "data": {"type": "dict", "required": True, "no_log": True},
         }},
+        "upstream_check": {"type": "bool", "default": False},
     }, run, mutually_exclusive=[("definition", "definitions")], required_one_of=[("definition", "definitions")])
 
 

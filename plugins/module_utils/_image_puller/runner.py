@@ -14,7 +14,9 @@ import datetime
 import time
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import apply, deploy, info, info_runner, kube, prune, readiness, rollout
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import (
+    adopt, apply, deploy, info, info_runner, kube, prune, readiness, rollout,
+)
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER, DaemonSetApi
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
@@ -74,6 +76,9 @@ def run(module: Any) -> dict[str, Any]:
 
     owners = params.get("owner_labels") or {}
     namespace = definition["metadata"]["namespace"]
+    if params.get("upstream_check"):
+        # before any write, also before a removal: an upstream controller would undo or lose what this run does
+        adopt.refuse_upstream(client, retrier, namespace)
     if params["state"] == "absent":
         # the definitions, then every other DaemonSet of this instance (one per architecture)
         names = [api.name for api in apis]

@@ -69,7 +69,7 @@ DEPLOYER_KINDS = ("User", "Group", "ServiceAccount")
 # Role variables that are only handed to the modules' connection options, never checked here.
 CONNECTION_VARIABLES = ("kubeconfig", "context", "host", "api_key", "ca_cert")
 # Variables read only by the role's tasks: what to do, not how the objects look.
-TASK_VARIABLES = ("state",)
+TASK_VARIABLES = ("state", "adopt")
 
 
 def node_label_key(daemonset_name: str) -> str:

@@ -74,3 +74,58 @@ def configmap_data(settings: dict) -> dict[str, str]:
         key: _FORMATS.get(key, _text)(settings[variable.removeprefix("image_puller_")])
         for key, (variable, _default, _helm) in KEYS.items()
     }
+
+
+# ---- An upstream install in a namespace (for image_puller_adopt; see adopt.py) ----------------
+# Facts from che-incubator/kubernetes-image-puller: the controller finds its own Deployment by the
+# DEPLOYMENT_NAME environment variable (utils/clusterutils.go getImagePullerDeployment) and reads
+# its settings from a ConfigMap through envFrom (deploy/helm/templates/app.yaml,
+# deploy/openshift/app.yaml). The DaemonSet it creates carries this fixed selector and pod labels
+# and an ownerReference to that Deployment (getDaemonset); on SIGTERM the controller deletes the
+# DaemonSet in the foreground, pods and all (pkg/single-cluster/puller.go).
+CONTROLLER_ENV = "DEPLOYMENT_NAME"
+DAEMONSET_SELECTOR = {"test": "daemonset-test", "app.kubernetes.io/name": "image-puller"}
+# The Helm chart's and OpenShift template's default names (deploy/helm/values.yaml).
+DEFAULT_DEPLOYMENT = "kubernetes-image-puller"
+DEFAULT_CONFIGMAP = "k8s-image-puller"
+DEFAULT_SERVICE_ACCOUNT = "k8s-image-puller"
+# The keys both the chart and the template always write; the role's own ConfigMap has them too,
+# and is told apart by its managed-by label.
+CONFIGMAP_SIGNATURE = (IMAGES, DAEMONSET_NAME)
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+
+
+def _containers(workload: dict) -> list:
+    return ((((workload.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
+
+
+def controller_configmaps(deployment: dict) -> list[str] | None:
+    """The ConfigMaps an upstream controller Deployment reads (envFrom), or None when it is not one.
+
+    The rule: a container of its pod template sets DEPLOYMENT_NAME, which only the upstream
+    controller needs (whatever its image is called, mirrored or rebuilt)."""
+    found = None
+    for container in _containers(deployment):
+        if any((env or {}).get("name") == CONTROLLER_ENV for env in container.get("env") or []):
+            found = found or []
+            found.extend(((source or {}).get("configMapRef") or {}).get("name") for source in container.get("envFrom") or []
+                         if ((source or {}).get("configMapRef") or {}).get("name"))
+    return found
+
+
+def is_upstream_configmap(configmap: dict, *, managed_by: str, read_by: tuple = ()) -> bool:
+    """An upstream ConfigMap: one a controller reads, or one holding the upstream keys that the role did not make."""
+    metadata = configmap.get("metadata") or {}
+    if (metadata.get("labels") or {}).get(MANAGED_BY_LABEL) == managed_by:
+        return False
+    return metadata.get("name") in read_by or all(key in (configmap.get("data") or {}) for key in CONFIGMAP_SIGNATURE)
+
+
+def is_upstream_daemonset(daemonset: dict) -> bool:
+    """A DaemonSet the upstream controller made: its fixed selector (the selector is immutable, so it stays)."""
+    return ((daemonset.get("spec") or {}).get("selector") or {}).get("matchLabels") == DAEMONSET_SELECTOR
+
+
+def daemonset_selector() -> str:
+    """The upstream pods' label selector, as a string for a list call."""
+    return ",".join(f"{key}={value}" for key, value in sorted(DAEMONSET_SELECTOR.items()))
