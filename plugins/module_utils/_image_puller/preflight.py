@@ -169,7 +169,7 @@ def preflight_all(reader: ClusterReader, definitions: list[dict[str, Any]], *, s
     compare = list(compare or [])
     if len(definitions) == 1:
         return preflight(reader, definitions[0], skip_unchanged=skip_unchanged, compare=compare)
-    shapes = [[item] for item in compare] if len(compare) == len(definitions) else [[] for _ in definitions]
+    shapes = [[item] for item in compare] if len(compare) == len(definitions) else [[]] * len(definitions)
     earlier: dict = {}
     return combine([preflight(reader, definition, skip_unchanged=skip_unchanged, compare=other, earlier=earlier)
                     for definition, other in zip(definitions, shapes)])
