@@ -125,8 +125,9 @@ options:
       - Their O(pull_secrets[].data) is C(no_log), and the module never returns it. In RV(objects) a Secret shows
         only its kind, name and namespace, and in the diff every data value is V((masked)), or V((masked, changed))
         on the after side when it changes.
-      - Each must carry the labels C(image-puller.kip/pull-secret-of=<the DaemonSet's name>) and
-        C(app.kubernetes.io/managed-by=kip.image_puller). A Secret of the same name without that
+      - Each must carry the labels C(image-puller.kip/pull-secret-of=<instance>) and
+        C(app.kubernetes.io/managed-by=kip.image_puller), where the instance is the C(app.kubernetes.io/instance) of
+        O(owner_labels), or without it the DaemonSet's name. A Secret of the same name without that
         C(managed-by) label (one the module did not make) stops the module before any write.
       - Secrets in the namespace with both labels that are not given are deleted, so V([]) deletes them all; without
         this option no Secret is read or touched.

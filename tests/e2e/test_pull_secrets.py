@@ -111,6 +111,7 @@ def test_credentials_compose_with_the_jarvice_secret_change_without_a_roll_and_n
     namespace = f"e2e-pull-{uuid.uuid4().hex[:8]}"
     kubectl.run("create", "namespace", namespace)
     kubectl.run("create", "secret", "generic", "jarvice-pull-registry-example-com", "-n", namespace, "--from-literal=k=v")
+    # its images name only amd64: one DaemonSet, jarvice-amd64, whose pull Secrets are labelled with the instance, jarvice
     seed = Path(__file__).resolve().parents[1] / "unit" / "fixtures" / "seeds" / "002-jarvice-configmap-single-arch.yaml"
     passwords = ["first-" + uuid.uuid4().hex, "second-" + uuid.uuid4().hex, "ghcr-" + uuid.uuid4().hex]
 
@@ -131,7 +132,7 @@ def test_credentials_compose_with_the_jarvice_secret_change_without_a_roll_and_n
 
         first = run(cluster_env, tmp_path, "deploy", variables(passwords[0], ghcr))
         assert first.returncode == 0, first.stdout[-6000:]
-        ds = kubectl.json("get", "daemonset", "jarvice", "-n", namespace)
+        ds = kubectl.json("get", "daemonset", "jarvice-amd64", "-n", namespace)
         assert ds["spec"]["template"]["spec"]["imagePullSecrets"] == [
             {"name": "jarvice-docker"}, {"name": "jarvice-pull-registry-example-com"}, {"name": "jarvice-pull-ghcr-io"}]
         before = kubectl.json("get", "secret", "jarvice-pull-registry-example-com", "-n", namespace)["data"]
@@ -142,7 +143,7 @@ def test_credentials_compose_with_the_jarvice_secret_change_without_a_roll_and_n
         assert not leaks(changed, passwords + [b64(f"u:{p}") for p in passwords])
         after = kubectl.json("get", "secret", "jarvice-pull-registry-example-com", "-n", namespace)["data"]
         assert after != before and passwords[1] in base64.b64decode(after[".dockerconfigjson"]).decode()
-        assert kubectl.json("get", "daemonset", "jarvice", "-n", namespace)["metadata"]["generation"] == ds["metadata"]["generation"], \
+        assert kubectl.json("get", "daemonset", "jarvice-amd64", "-n", namespace)["metadata"]["generation"] == ds["metadata"]["generation"], \
             "new credentials rolled the pods"
 
         dropped = run(cluster_env, tmp_path, "deploy", variables(passwords[1]))

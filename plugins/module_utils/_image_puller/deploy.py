@@ -70,10 +70,10 @@ def check_params(params: dict[str, Any], namespace: str) -> list[dict[str, Any]]
 
 
 def instance_name(params: dict[str, Any], definitions: list[dict[str, Any]]) -> str:
-    """The name the pull Secrets are labelled with: the DaemonSet's, or with one per architecture the instance's
-    (owner_labels' app.kubernetes.io/instance, the name the role derives them from)."""
+    """The name the pull Secrets are labelled with: the instance's (owner_labels' app.kubernetes.io/instance, the
+    name the role derives the DaemonSets from, one per architecture or one), else the DaemonSet's."""
     instance = (params.get("owner_labels") or {}).get("app.kubernetes.io/instance")
-    return instance if instance and len(definitions) > 1 else definitions[0]["metadata"]["name"]
+    return instance or definitions[0]["metadata"]["name"]
 
 
 def prepare(params: dict[str, Any], client: Any, retrier: Retrier, definitions: list[dict[str, Any]], *, check_mode: bool) -> Prepared:

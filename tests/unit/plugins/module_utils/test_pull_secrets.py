@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import deploy
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import pull_secrets as ps
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import secret_objects
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
@@ -251,3 +252,18 @@ def test_check_mode_in_a_namespace_to_be_created_shows_the_secrets_masked_and_re
     assert [o.report()["action"] for o in outcomes] == ["would be created"]
     assert outcomes[0].diff()["after"]["data"] == {ps.DATA_KEY: ps.MASK_CHANGED}
     assert api.applied == []
+
+
+@pytest.mark.parametrize(
+    ("owner_labels", "names", "expected"),
+    [
+        pytest.param({}, ["cache"], "cache", id="without owner labels: the DaemonSet's name"),
+        pytest.param({"app.kubernetes.io/instance": "cache"}, ["cache-amd64"], "cache",
+                     id="one DaemonSet of an architecture: the instance, as the role labels its Secrets"),
+        pytest.param({"app.kubernetes.io/instance": "cache"}, ["cache-amd64", "cache-arm64"], "cache",
+                     id="one DaemonSet per architecture: the instance"),
+    ],
+)
+def test_the_secrets_belong_to_the_instance_not_to_one_architecture(owner_labels, names, expected):
+    definitions = [{"metadata": {"name": name, "namespace": "ns"}} for name in names]
+    assert deploy.instance_name({"owner_labels": owner_labels}, definitions) == expected
