@@ -101,7 +101,7 @@ def test_a_seed_configuration_deploys_as_given(playbook, kubectl, role_namespace
                      id="seed 000 verbatim: placeholders"),
     ],
 )
-def test_a_seed_example_that_cannot_deploy_yet_changes_nothing(playbook, kubectl, role_namespace, seed, message):
+def test_a_seed_template_with_placeholders_changes_nothing(playbook, kubectl, role_namespace, seed, message):
     refused = playbook("deploy", config=str(SEEDS / seed), namespace=role_namespace)
     assert refused.returncode != 0
     assert message in refused.stdout + refused.stderr, refused.stdout[-4000:]
