@@ -127,7 +127,7 @@ def test_seed_004_openshift_parameters_need_images_and_leave_the_controller_out(
                      id="seed 000 verbatim: its placeholders are refused, naming the Helm key they came from"),
     ],
 )
-def test_seed_examples_that_cannot_deploy_yet_fail_clearly(name, message):
+def test_a_seed_template_with_placeholders_fails_clearly(name, message):
     with pytest.raises(SettingsError) as caught:
         settings(fixture(name))
     assert message in str(caught.value)
