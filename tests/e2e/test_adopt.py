@@ -13,8 +13,6 @@ second run changes nothing, and a run without image_puller_adopt stops again.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import uuid
 
@@ -23,7 +21,7 @@ import yaml
 from kubernetes import client as k8s, config as k8s_config, watch as k8s_watch
 
 from support import REPO, wait_for
-from test_real_node import ANSIBLE_PLAYBOOK, Playbook, ok
+from test_real_node import Playbook, ok
 
 pytestmark = pytest.mark.cluster
 
@@ -141,23 +139,9 @@ class PodWatch(threading.Thread):
         self.watch.stop()
 
 
-class CheckablePlaybook(Playbook):
-    """Playbook, with --check on request."""
-
-    def __call__(self, name: str, *, check: bool = False, **variables) -> subprocess.CompletedProcess:
-        if not check:
-            return super().__call__(name, **variables)
-        self.runs += 1
-        extra = self.tmp / f"vars-{self.runs}.yml"
-        extra.write_text(yaml.safe_dump({f"image_puller_{key}": value for key, value in variables.items()}))
-        return subprocess.run([str(ANSIBLE_PLAYBOOK), f"kip.image_puller.{name}", "--check", "-e", f"@{extra}",
-                               "-e", f"ansible_python_interpreter={sys.executable}"],
-                              env=self.env, capture_output=True, text=True, check=False, timeout=900)
-
-
 @pytest.fixture(name="playbook")
-def fixture_playbook(cluster_env, tmp_path) -> CheckablePlaybook:
-    return CheckablePlaybook(cluster_env, tmp_path)
+def fixture_playbook(cluster_env, tmp_path) -> Playbook:
+    return Playbook(cluster_env, tmp_path)
 
 
 @pytest.fixture(name="upstream")

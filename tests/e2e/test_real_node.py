@@ -99,12 +99,13 @@ class Playbook:
         self.env = {**env, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"}
         self.tmp, self.runs = tmp, 0
 
-    def __call__(self, name: str, **variables) -> subprocess.CompletedProcess:
+    def __call__(self, name: str, *, check: bool = False, **variables) -> subprocess.CompletedProcess:
+        """check: run with --check."""
         self.runs += 1
         extra = self.tmp / f"vars-{self.runs}.yml"
         extra.write_text(yaml.safe_dump({f"image_puller_{key}": value for key, value in variables.items()}))
         return subprocess.run(
-            [str(ANSIBLE_PLAYBOOK), f"kip.image_puller.{name}", "-e", f"@{extra}",
+            [str(ANSIBLE_PLAYBOOK), f"kip.image_puller.{name}", *(["--check"] if check else []), "-e", f"@{extra}",
              "-e", f"ansible_python_interpreter={sys.executable}"],
             env=self.env, capture_output=True, text=True, check=False, timeout=900)
 
