@@ -31,7 +31,7 @@ from test_real_node import (  # noqa: F401  pylint: disable=unused-import
     puller_pod,
 )
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.real_node]
 
 
 def init_statuses(pod: dict) -> dict[str, dict]:

@@ -21,7 +21,7 @@ import yaml
 
 from test_real_node import NODE, node, on_real_node, puller_pod, statuses  # noqa: F401  pylint: disable=unused-import
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.real_node]
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 SECRET = "cache-pull-127-0-0-1-{port}"

@@ -22,7 +22,7 @@ import yaml
 
 from support import REPO, wait_for
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.real_node]
 
 CLUSTER_SH = REPO / "tests" / "cluster" / "cluster.sh"
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")

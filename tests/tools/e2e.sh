@@ -2,9 +2,11 @@
 # `make e2e`: pytest against the local cluster. Run with the local cluster's environment (the Makefile's
 # LOCAL_ENV); arguments are the test paths.
 #
-# The image GC test waits for the kubelet's 5-minute GC rounds, so when the whole suite runs and the
-# real node's kubelet has a maximum image age, it runs in a second pytest beside the others. The
-# outage tests stop the API server for everyone, so they wait until it has finished.
+# When the whole suite runs, the tests that deploy to the real node (marker `real_node`: they wait on a kubelet
+# pulling images, not on the CPU) run in a second pytest beside the kwok-only ones. The image GC test waits for the
+# kubelet's 5-minute GC rounds, so when the real node's kubelet has a maximum image age it runs in a third. Each
+# test has namespaces of its own, so the groups do not see each other. The outage tests stop the API server for
+# everyone, so they run last, alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -21,17 +23,27 @@ if [ "$*" = tests/e2e ]; then
     "(make test sets REAL_NODE_IMAGE_MAX_AGE=30s; or run make e2e-gc)"
 fi
 
-if [ -z "$gc_age" ]; then
+if [ "$*" != tests/e2e ]; then
   run -q -m 'cluster and not gc' "$@"
   exit
 fi
 
-gc_log=$(mktemp); trap 'rm -f "$gc_log"' EXIT
-run -q -s -p no:cacheprovider -m gc tests/e2e/test_real_node.py >"$gc_log" 2>&1 &
-gc=$!
+logs=$(mktemp -d); trap 'rm -rf "$logs"' EXIT
+gc=""
+if [ -n "$gc_age" ]; then
+  run -q -s -p no:cacheprovider -m gc tests/e2e/test_real_node.py >"$logs/gc" 2>&1 &
+  gc=$!
+fi
+run -q -p no:cacheprovider -m 'cluster and real_node and not gc and not outage' tests/e2e >"$logs/real" 2>&1 &
+real=$!
 rc=0
-run -q -m 'cluster and not gc and not outage' "$@" || rc=$?
-gc_rc=0; wait $gc || gc_rc=$?
-echo "--- image GC test (ran beside the others):"; cat "$gc_log"
-run -q -m 'cluster and outage' "$@" || rc=$?
-[ $rc -eq 0 ] && [ $gc_rc -eq 0 ]
+run -q -m 'cluster and not real_node and not gc and not outage' tests/e2e || rc=$?
+real_rc=0; wait $real || real_rc=$?
+echo "--- the real-node tests (ran beside the others):"; cat "$logs/real"
+gc_rc=0
+if [ -n "$gc" ]; then
+  wait $gc || gc_rc=$?
+  echo "--- image GC test (ran beside the others):"; cat "$logs/gc"
+fi
+run -q -m 'cluster and outage' tests/e2e || rc=$?
+[ $rc -eq 0 ] && [ $real_rc -eq 0 ] && [ $gc_rc -eq 0 ]
