@@ -243,11 +243,12 @@ class Bench:
             "hosts": "localhost", "connection": "local", "gather_facts": False,
             "tasks": [
                 {"name": "validate", "ansible.builtin.include_role": {"name": "kip.image_puller.image_puller", "tasks_from": "validate"}},
-                {"name": "render", "ansible.builtin.include_role": {"name": "kip.image_puller.image_puller", "tasks_from": "render"}},
+                {"name": "render", "ansible.builtin.include_role": {"name": "kip.image_puller.image_puller", "tasks_from": "render",
+                                                                  "public": True}},
                 {"name": "write", "ansible.builtin.copy": {
                     "dest": str(out),
-                    "content": "{{ {'apiVersion': 'v1', 'kind': 'List', 'items': [_image_puller_namespace_manifest, _image_puller_configmap]"
-                               " + _image_puller_network_policies + _image_puller_rbac + _image_puller_daemonsets} | to_json }}"}},
+                    "content": "{{ {'apiVersion': 'v1', 'kind': 'List', 'items': [_image_puller_namespace_manifest]"
+                               " + _image_puller_objects + _image_puller_daemonsets} | to_json }}"}},
             ],
         }]))
         proc = subprocess.run([str(BIN / "ansible-playbook"), str(playbook), "-e", f"@{self._vars_file(count, tag)}"],

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.pull_secrets import (
-    PullSecretError,
-    pull_secrets as build,
-)
+# The module_utils are imported where they are used: Ansible loads every filter file of the
+# collection, compiling it from source, for each collection filter a task names.
 
 
 def pull_secrets(value, daemonset_name):
     """image_puller_registry_credentials -> [{name, registry, dockerconfigjson}], one per registry."""
+    from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.pull_secrets import (  # pylint: disable=import-outside-toplevel
+        PullSecretError,
+        pull_secrets as build,
+    )
+
     if not isinstance(daemonset_name, str) or not daemonset_name:
         raise AnsibleFilterError("pull_secrets needs the DaemonSet's name, which the Secrets' names start with")
     try:

@@ -13,12 +13,8 @@ import yaml
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import (
-    INIT_CONTAINER,
-    SettingsError,
-    normalise,
-)
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.upstream import configmap_data
+# The module_utils are imported where they are used: Ansible loads every filter file of the
+# collection, compiling it from source, for each collection filter a task names.
 
 
 def _load_file(path):
@@ -34,6 +30,12 @@ def image_puller_settings(value, reserved=None, require_images=True, report=Fals
     task can fail with a clean message listing the problems. ``options`` (the role's argument
     specification options) gives the defaults that tell an explicit variable from an unset one.
     """
+    from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import (  # pylint: disable=import-outside-toplevel
+        INIT_CONTAINER,
+        SettingsError,
+        normalise,
+    )
+
     if not isinstance(value, dict):
         raise AnsibleFilterError(f"image_puller_settings expects a mapping of image_puller_* variables, got {type(value).__name__}")
     defaults = {name: (spec or {}).get("default") for name, spec in (options or {}).items()}
@@ -51,6 +53,10 @@ def image_puller_settings(value, reserved=None, require_images=True, report=Fals
 
 def upstream_config(value):
     """Normalised settings (from image_puller_settings) -> the upstream ConfigMap data."""
+    from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.upstream import (  # pylint: disable=import-outside-toplevel
+        configmap_data,
+    )
+
     try:
         return configmap_data(value)
     except (KeyError, TypeError) as exc:

@@ -34,10 +34,10 @@ if [ -n "$gc_age" ]; then
   run -q -s -p no:cacheprovider -m gc tests/e2e/test_real_node.py >"$logs/gc" 2>&1 &
   gc=$!
 fi
-run -q -p no:cacheprovider -m 'cluster and real_node and not gc and not outage' tests/e2e >"$logs/real" 2>&1 &
+run -q --durations=10 -p no:cacheprovider -m 'cluster and real_node and not gc and not outage' tests/e2e >"$logs/real" 2>&1 &
 real=$!
 rc=0
-run -q -m 'cluster and not real_node and not gc and not outage' tests/e2e || rc=$?
+run -q --durations=15 -m 'cluster and not real_node and not gc and not outage' tests/e2e || rc=$?
 real_rc=0; wait $real || real_rc=$?
 echo "--- the real-node tests (ran beside the others):"; cat "$logs/real"
 gc_rc=0

@@ -33,7 +33,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller imp
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect_within
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader, DynamicApiError
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import FIELD_MANAGER
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.names import FIELD_MANAGER
 
 POLL_SECONDS = 0.5
 # On an upstream ConfigMap the role has taken over: no controller reads it any more, the role does.

@@ -24,7 +24,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.err
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_string
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import current_revision_hash
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import FIELD_MANAGER
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.names import FIELD_MANAGER
 
 try:
     from kubernetes.dynamic.exceptions import DynamicApiError

@@ -19,7 +19,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.err
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_string
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.preflight import ClusterReader
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import current_revision_hash
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import derived_names
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.names import derived_names
 
 
 def _small_node(node: dict[str, Any], *, images: bool) -> dict[str, Any]:

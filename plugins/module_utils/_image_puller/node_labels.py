@@ -16,7 +16,7 @@ from typing import Any
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import info_runner
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import connect_within
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.objects import ObjectApi
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import FIELD_MANAGER, NODE_LABEL_VALUE, node_label_key
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.names import FIELD_MANAGER, NODE_LABEL_VALUE, node_label_key
 
 
 def label_changes(current: dict[str, str], wanted: set[str]) -> tuple[list[str], list[str]]:

@@ -6,7 +6,7 @@
 """Which DaemonSets of one instance are no longer wanted (image_puller_daemonset's owner_labels).
 
 The role makes one DaemonSet, or one per architecture; every one carries the instance's owner labels
-(settings.derived_names). When the shape changes (single <-> per architecture, an architecture gone),
+(names.derived_names). When the shape changes (single <-> per architecture, an architecture gone),
 the DaemonSets that carry them but are not among the definitions are the stale ones.
 """
 

@@ -24,14 +24,8 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.ima
     reference_problem,
 )
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import pull_secrets
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.mode import (
-    COPY_CONTAINER,
-    KEEPER_CONTAINER,
-    MODE_ANNOTATION,
-    MODES,
-    other_mode,
-    reserved_names,
-)
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.mode import MODES, other_mode, reserved_names
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.names import INIT_CONTAINER, derived_names
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quantity import (
     QuantityError,
     parse_quantity,
@@ -57,24 +51,12 @@ STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.
 MIN_CACHING_INTERVAL_SECONDS = 10
 # Unknown image_puller_* variables are usually misspelt ones: suggest the nearest known name.
 SUGGESTION_CUTOFF = 0.6
-# The label image_puller_node_labels puts on each node where every image is cached.
-NODE_LABEL_PREFIX = "image-puller.kip/"
-NODE_LABEL_VALUE = "cached"
-# Who writes what the role makes: the server-side apply field manager and the managed-by label.
-FIELD_MANAGER = "kip.image_puller"
-# The init container that copies the puller image's static sleep into the pod; its name is reserved in the image list.
-INIT_CONTAINER = COPY_CONTAINER
 PLATFORMS = ("auto", "kubernetes", "openshift")
 DEPLOYER_KINDS = ("User", "Group", "ServiceAccount")
 # Role variables that are only handed to the modules' connection options, never checked here.
 CONNECTION_VARIABLES = ("kubeconfig", "context", "host", "api_key", "ca_cert")
 # Variables read only by the role's tasks: what to do, not how the objects look.
 TASK_VARIABLES = ("state", "adopt")
-
-
-def node_label_key(daemonset_name: str) -> str:
-    """The node label that says every image of the DaemonSet is cached on the node."""
-    return NODE_LABEL_PREFIX + daemonset_name
 
 
 def qualified_name_problem(key: str) -> str | None:
@@ -327,30 +309,6 @@ def unknown_variables(given, known) -> list[str]:
     return problems
 
 
-def derived_names(daemonset_name: str, namespace: str, labels: dict) -> dict:
-    """Every name the role derives from the DaemonSet's name and namespace, written here once."""
-    selector = {"app.kubernetes.io/name": "kubernetes-image-puller", "app.kubernetes.io/instance": daemonset_name}
-    return {
-        # the pod selector: fixed for a DaemonSet name (a DaemonSet's selector is immutable)
-        "selector": selector,
-        "object_labels": {**labels, **selector, "app.kubernetes.io/managed-by": FIELD_MANAGER},
-        # every DaemonSet of this instance carries these (one, or one per architecture): what the role owns
-        "owner_labels": {**selector, "app.kubernetes.io/managed-by": FIELD_MANAGER},
-        "managed_by": FIELD_MANAGER,
-        "field_manager": FIELD_MANAGER,
-        "init_container": INIT_CONTAINER,
-        # image_puller_mode init: the container that keeps the pod, and the annotation that marks the shape
-        "keeper_container": KEEPER_CONTAINER,
-        "mode_annotation": MODE_ANNOTATION,
-        "node_label": node_label_key(daemonset_name),
-        # on each pull Secret made from image_puller_registry_credentials (see pull_secrets.py)
-        "pull_secret_label": pull_secrets.LABEL,
-        "deployer_name": f"{daemonset_name}-deployer",
-        # cluster-scoped names must be unique across namespaces
-        "deployer_cluster_name": f"{FIELD_MANAGER}:{namespace}:{daemonset_name}:deployer",
-    }
-
-
 def _deployer(check: _Checker) -> dict | None:
     """image_puller_deployer as an RBAC subject, or None when unset."""
     value = check.raw.get(PREFIX + "deployer") or {}
@@ -516,6 +474,8 @@ def normalise(raw: dict, *, load_text=json.loads, reserved=(INIT_CONTAINER,), re
     out["platform"] = check.text("platform")
     if out["platform"] is not None and out["platform"] not in PLATFORMS:
         check.fail("platform", f"must be one of {', '.join(PLATFORMS)}, got \"{out['platform']}\"")
+    # auto: the role asks the API server (tasks/platform.yml) and sets this then
+    out["openshift"] = out["platform"] == "openshift"
     out["deployer"] = _deployer(check)
     if out["daemonset_name"] and out["namespace"]:
         out.update(derived_names(out["daemonset_name"], out["namespace"], out["labels"] or {}))

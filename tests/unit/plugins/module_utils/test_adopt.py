@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import adopt, upstream
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.settings import FIELD_MANAGER
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.names import FIELD_MANAGER
 
 
 def deployment(name="kubernetes-image-puller", env=("DEPLOYMENT_NAME",), config_maps=("k8s-image-puller",), account="k8s-image-puller"):

@@ -38,7 +38,7 @@ RENDER = """
   gather_facts: false
   tasks:
     - ansible.builtin.include_role: {name: kip.image_puller.image_puller, tasks_from: validate.yml}
-    - ansible.builtin.include_role: {name: kip.image_puller.image_puller, tasks_from: render.yml}
+    - ansible.builtin.include_role: {name: kip.image_puller.image_puller, tasks_from: render.yml, public: true}
     - ansible.builtin.copy:
         content: "{{ {'deployed': _image_puller_daemonsets[0], 'other': _image_puller_other_shapes[0]} | to_json }}"
         dest: "{{ out }}"
