@@ -58,14 +58,19 @@ clusters-down: ## stop the clusters of `make clusters` (same CLUSTERS)
 .PHONY: test unit e2e e2e-gc sanity units lint argspec-check molecule molecule-quota bench kube-score ee galaxy-import
 # The cluster's Go builds (cold: about 20 minutes, much of it downloading modules) run beside the
 # static gates; once cached, build.sh only checks that the binaries are there.
+# Each phase prints how long it took, so that a CI log shows where the time budget goes.
 test: venv ## everything CI runs: static gates (beside the cluster build), then both cluster flavours
-	@build_log=$$(mktemp); tests/cluster/build.sh all >"$$build_log" 2>&1 & build=$$!; \
+	@start=$$(date +%s); build_log=$$(mktemp); \
+	{ rc=0; tests/cluster/build.sh all || rc=$$?; echo "[build] took $$(( $$(date +%s) - start )) s"; exit $$rc; } >"$$build_log" 2>&1 & build=$$!; \
 	rc=0; $(MAKE) --no-print-directory argspec-check unit lint sanity units kube-score ee galaxy-import || rc=$$?; \
+	echo "[test] static gates: $$(( $$(date +%s) - start )) s"; \
 	build_rc=0; wait $$build || build_rc=$$?; echo "--- the cluster build (beside the static gates):"; \
 	cat "$$build_log"; rm -f "$$build_log"; [ $$rc -eq 0 ] && [ $$build_rc -eq 0 ]
-	$(MAKE) --no-print-directory cluster e2e molecule CLUSTER_FLAVOUR=kubernetes REAL_NODE_IMAGE_MAX_AGE=30s
-	$(MAKE) --no-print-directory cluster e2e molecule-quota CLUSTER_FLAVOUR=openshift \
-	  E2E="tests/e2e/test_cluster.py tests/e2e/test_quota_module.py"
+	@start=$$(date +%s); $(MAKE) --no-print-directory cluster e2e molecule CLUSTER_FLAVOUR=kubernetes REAL_NODE_IMAGE_MAX_AGE=30s; \
+	echo "[test] Kubernetes flavour (cluster, e2e, molecule): $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(MAKE) --no-print-directory cluster e2e molecule-quota CLUSTER_FLAVOUR=openshift \
+	  E2E="tests/e2e/test_cluster.py tests/e2e/test_quota_module.py"; \
+	echo "[test] OpenShift flavour (cluster, e2e, molecule quota): $$(( $$(date +%s) - start )) s"
 
 unit: venv ## pytest unit tests of the pure logic
 	@rc=0; $(BIN)/pytest -q -m 'not cluster' tests/unit || rc=$$?; \
