@@ -243,8 +243,8 @@ class Bench:
             "hosts": "localhost", "connection": "local", "gather_facts": False,
             "tasks": [
                 {"name": "validate", "ansible.builtin.include_role": {"name": "kip.image_puller.image_puller", "tasks_from": "validate"}},
-                {"name": "render", "ansible.builtin.include_role": {"name": "kip.image_puller.image_puller", "tasks_from": "render",
-                                                                  "public": True}},
+                {"name": "render", "ansible.builtin.include_role": {
+                    "name": "kip.image_puller.image_puller", "tasks_from": "render", "public": True}},
                 {"name": "write", "ansible.builtin.copy": {
                     "dest": str(out),
                     "content": "{{ {'apiVersion': 'v1', 'kind': 'List', 'items': [_image_puller_namespace_manifest]"
