@@ -2,15 +2,17 @@
 # `make e2e`: pytest against the local cluster. Run with the local cluster's environment (the Makefile's
 # LOCAL_ENV); arguments are the test paths.
 #
-# When the whole suite runs, the tests that deploy to the real node (marker `real_node`: they wait on a kubelet
-# pulling images, not on the CPU) run in a second pytest beside the kwok-only ones. The image GC test waits for the
-# kubelet's 5-minute GC rounds, so when the real node's kubelet has a maximum image age it runs in a third. Each
-# test has namespaces of its own, so the groups do not see each other. The outage tests stop the API server for
-# everyone, so they run last, alone.
+# When the whole suite runs, it runs in three pytest processes side by side: the tests that deploy to the real
+# node (marker `real_node`: they wait on a kubelet pulling images), the kwok-only tests of SIDE_FILES (long
+# rollouts of several DaemonSets, and the multi-cluster test's own clusters), and the other kwok-only tests. The
+# image GC test waits for the kubelet's 5-minute GC rounds, so when the real node's kubelet has a maximum image
+# age it runs in a fourth. Each test has namespaces of its own, so the groups do not see each other. The outage
+# tests stop the API server for everyone, so they run last, alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 pytest=${PYTEST:-pytest}
+SIDE_FILES=(tests/e2e/test_arch.py tests/e2e/test_adopt.py tests/e2e/test_seed_configs.py tests/e2e/test_multi_cluster.py)
 
 # pytest exits 5 when it collects nothing: a failure here.
 run() { local rc=0; "$pytest" "$@" || rc=$?; if [ $rc -eq 5 ]; then echo 'error: no tests collected' >&2; rc=1; fi; return $rc; }
@@ -36,8 +38,13 @@ if [ -n "$gc_age" ]; then
 fi
 run -q --durations=10 -p no:cacheprovider -m 'cluster and real_node and not gc and not outage' tests/e2e >"$logs/real" 2>&1 &
 real=$!
+run -q --durations=10 -p no:cacheprovider -m 'cluster and not real_node and not gc and not outage' "${SIDE_FILES[@]}" >"$logs/side" 2>&1 &
+side=$!
 rc=0
-run -q --durations=15 -m 'cluster and not real_node and not gc and not outage' tests/e2e || rc=$?
+deselect=(); for file in "${SIDE_FILES[@]}"; do deselect+=(--ignore "$file"); done
+run -q --durations=15 -m 'cluster and not real_node and not gc and not outage' "${deselect[@]}" tests/e2e || rc=$?
+side_rc=0; wait $side || side_rc=$?
+echo "--- ${SIDE_FILES[*]} (ran beside the others):"; cat "$logs/side"
 real_rc=0; wait $real || real_rc=$?
 echo "--- the real-node tests (ran beside the others):"; cat "$logs/real"
 gc_rc=0
@@ -46,4 +53,4 @@ if [ -n "$gc" ]; then
   echo "--- image GC test (ran beside the others):"; cat "$logs/gc"
 fi
 run -q -m 'cluster and outage' tests/e2e || rc=$?
-[ $rc -eq 0 ] && [ $real_rc -eq 0 ] && [ $gc_rc -eq 0 ]
+[ $rc -eq 0 ] && [ $side_rc -eq 0 ] && [ $real_rc -eq 0 ] && [ $gc_rc -eq 0 ]
