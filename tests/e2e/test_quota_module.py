@@ -240,6 +240,31 @@ def test_an_update_in_place_still_fits_the_quota_it_already_holds(kubectl, ns, e
     assert (row["needed"], row["available"], row["fits"]) == (f"{MEMORY_LIMIT_MI * eligible}Mi", "0Mi", False)
 
 
+def test_pods_of_two_templates_each_hold_what_their_own_template_asks(kubectl, ns, eligible, run_module):
+    """Half-way through an update (OnDelete, one pod replaced) the pods run two templates. The pre-flight counts them
+    from the pod Table by revision, reading one pod of each in full: what they hold must be each template's own."""
+    if eligible < 2:
+        pytest.skip("needs two eligible nodes: one pod of each template")
+    create_quota(kubectl, ns, "compute", {"limits.memory": "10Gi"})
+    old, new = daemonset(ns), daemonset(ns, images=4)
+    for definition in (old, new):
+        definition["spec"]["updateStrategy"] = {"type": "OnDelete"}
+    assert not admission_outcome(kubectl, ns, old, eligible)
+    kubectl.apply(new)
+    first = kubectl.json("get", "pods", "-n", ns, "-l", "app=kip")["items"][0]["metadata"]["name"]
+    kubectl.run("delete", "pod", first, "-n", ns)
+
+    def containers_per_pod():
+        pods = kubectl.json("get", "pods", "-n", ns, "-l", "app=kip")["items"]
+        return sorted(len(p["spec"]["containers"]) for p in pods if not p["metadata"].get("deletionTimestamp"))
+    wait_for(lambda: containers_per_pod() == [3] * (eligible - 1) + [4], timeout=60, what="one pod of the new template, the others old")
+
+    held = MEMORY_LIMIT_MI * (3 * (eligible - 1) + 4)
+    out = run_module(new)
+    assert out["existing"] == {"pods": eligible}
+    assert any(f"less {held}Mi already held by the {eligible} pods" in m for m in out["messages"]), out["messages"]
+
+
 def test_a_cluster_resource_quota_selecting_the_namespace_by_label_is_checked(kubectl, ns, eligible, run_module):
     if "quota.openshift.io/v1" not in kubectl.run("api-versions").stdout.split():
         pytest.skip("cluster runs the kubernetes flavour; CLUSTER_FLAVOUR=openshift adds ClusterResourceQuota")

@@ -151,16 +151,20 @@ class PodTally:
     def __init__(self) -> None:
         self.groups: dict[str, list[Any]] = {}  # key -> [spec subset, live pods, all pods]
 
-    def add(self, pod: dict[str, Any]) -> None:
+    def add(self, pod: dict[str, Any], *, times: int = 1, live: bool | None = None) -> None:
+        """Count the pod (or times pods of its spec); live: whether they hold resources, by default from the pod's phase."""
+        if times <= 0:
+            return
         spec = pod.get("spec") or {}
         subset = {k: spec[k] for k in _POD_KEYS if k in spec}
         affinity = spec.get("affinity") or {}
         subset["affinity"] = {k: affinity[k] for k in ("podAffinity", "podAntiAffinity") if k in affinity}
         key = json.dumps(subset, sort_keys=True)
         group = self.groups.setdefault(key, [subset, 0, 0])
-        live = (pod.get("status") or {}).get("phase") not in _TERMINAL_PHASES
-        group[1] += 1 if live else 0
-        group[2] += 1
+        if live is None:
+            live = (pod.get("status") or {}).get("phase") not in _TERMINAL_PHASES
+        group[1] += times if live else 0
+        group[2] += times
 
     @property
     def live(self) -> int:

@@ -212,6 +212,26 @@ def row_shows_problem(row: Mapping[str, Any]) -> bool:
     return status not in QUIET_ROW_STATUSES and not _INIT_PROGRESS.fullmatch(status)
 
 
+# Waiting reasons kubectl's STATUS column shows (also as "Init:<reason>") for a pod whose containers are still to
+# start or restart: a pod in phase Pending or Running. A finished pod (Succeeded or Failed) shows its own reason
+# (Evicted, OutOfcpu, ...), a terminated container's (Completed, Error, OOMKilled, ExitCode:1, ...), or Terminating.
+_WAITING_ROW_STATUSES = frozenset({"ContainerCreating", "PodInitializing", "ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff",
+                                   "CreateContainerConfigError", "CreateContainerError", "InvalidImageName", "RunContainerError"})
+_LIVE_ROW_STATUSES = frozenset({"Running", "Pending", "NotReady"}) | _WAITING_ROW_STATUSES
+
+
+def row_is_surely_live(row: Mapping[str, Any]) -> bool:
+    """Whether a pod's Table row rules out a finished pod (phase Succeeded or Failed), which quota no longer counts.
+
+    When it does not (Completed, Error, Evicted, Terminating, Unknown, ...), only the pod itself can tell.
+    """
+    status = str(row.get("status") or "")
+    if status.startswith("Init:"):
+        rest = status[len("Init:"):]
+        return rest in _WAITING_ROW_STATUSES or bool(_INIT_PROGRESS.fullmatch(status))
+    return status in _LIVE_ROW_STATUSES
+
+
 def _row_ready(row: Mapping[str, Any]) -> bool:
     return bool(row.get("total")) and row.get("ready") == row.get("total")
 

@@ -10,6 +10,7 @@ import pytest
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quota import (
     CLUSTER_QUOTA_API_MISSING,
     PodTally,
+    QuotaSource,
     check_daemonset,
     cluster_quota_selects,
     failure_message,
@@ -145,6 +146,29 @@ def test_finished_pods_of_the_current_daemonset_hold_nothing():
     rows = rows_by_resource(result)
     assert rows[("compute", "limits.memory")]["needed"] == "40Mi"
     assert rows[("compute", "count/pods")]["needed"] == "1"  # count/pods counts pods in storage, finished or not
+
+
+@pytest.mark.parametrize(
+    ("adds", "live", "memory_held", "pods_held"),
+    [
+        pytest.param([("Running", 1, None)], 1, 20, 1, id="one live pod"),
+        pytest.param([("Running", 999, None)], 999, 999 * 20, 999, id="one pod read for its spec counts for 999 like it"),
+        pytest.param([("Failed", 1, None)], 0, 0, 1, id="a finished pod holds only its place in count/pods"),
+        pytest.param([("Failed", 5, True)], 5, 100, 5, id="live given: the pods the Table showed live, whatever the sample's phase"),
+        pytest.param([("Running", 3, False)], 0, 0, 3, id="live given as false"),
+        pytest.param([("Running", 0, None)], 0, 0, 0, id="no pods"),
+        pytest.param([("Running", 2, None), ("Succeeded", 1, None)], 2, 40, 3, id="live and finished pods of one spec"),
+    ],
+)
+def test_pod_tally_counts(adds, live, memory_held, pods_held):
+    ds = daemonset(1)
+    tally = PodTally()
+    for phase, times, given in adds:
+        tally.add({"spec": ds["spec"]["template"]["spec"], "status": {"phase": phase}}, times=times, live=given)
+    rq = quota("compute", {"limits.memory": "1Gi", "count/pods": "10000"}, {"limits.memory": "0", "count/pods": "0"})
+    assert tally.live == live
+    held = tally.usage_under(QuotaSource.from_resource_quota(rq))
+    assert (held.get("limits.memory", 0), held.get("count/pods", 0)) == (memory_held * 2**20, pods_held)
 
 
 @pytest.mark.parametrize(

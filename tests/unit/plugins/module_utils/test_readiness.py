@@ -196,6 +196,44 @@ def test_row_shows_problem(status, node, problem):
     assert readiness.row_shows_problem({"pod": "p", "node": node, "status": status, "ready": 0, "total": 3}) is problem
 
 
+@pytest.mark.parametrize(
+    ("status", "live"),
+    [
+        ("Running", True),
+        ("Pending", True),
+        ("NotReady", True),
+        ("ContainerCreating", True),
+        ("PodInitializing", True),
+        ("Init:0/1", True),
+        ("Init:12/50", True),
+        ("ErrImagePull", True),
+        ("ImagePullBackOff", True),
+        ("Init:ImagePullBackOff", True),
+        ("CrashLoopBackOff", True),
+        ("Init:CrashLoopBackOff", True),
+        ("CreateContainerConfigError", True),
+        # what a finished pod may show: only the pod's phase tells
+        ("Completed", False),
+        ("Succeeded", False),
+        ("Failed", False),
+        ("Error", False),
+        ("Init:Error", False),
+        ("OOMKilled", False),
+        ("ExitCode:1", False),
+        ("Init:Signal:9", False),
+        ("Evicted", False),
+        ("OutOfcpu", False),
+        ("ContainerStatusUnknown", False),
+        ("Terminating", False),
+        ("Unknown", False),
+        ("Init:", False),
+        ("", False),
+    ],
+)
+def test_row_is_surely_live(status, live):
+    assert readiness.row_is_surely_live({"pod": "p", "node": "n1", "status": status, "ready": 0, "total": 3}) is live
+
+
 def revision(number, hash_, owner_uid="0b5c4e0c-1f0e-4d43-9a53-2d3b8c1f7a10"):
     return obj("controller_revision", **{"revision": number, "metadata.labels.controller-revision-hash": hash_,
                                          "metadata.ownerReferences.0.uid": owner_uid})
