@@ -27,7 +27,9 @@ description:
     (C(node.kubernetes.io/unschedulable), C(not-ready), C(unreachable), C(disk-pressure), C(memory-pressure),
     C(pid-pressure), and C(network-unavailable) for host-network pods)."
   - "Needed = footprint x eligible nodes, C(pods) = eligible nodes and C(count/daemonsets.apps) = 1, less what the
-    current DaemonSet of the same name already holds, so an update is not refused for the quota it already uses."
+    current DaemonSet of the same name already holds, so an update is not refused for the quota it already uses.
+    Its pods are counted from the pod Table (a status per pod) by template revision, with one pod of each revision
+    read in full; a pod whose status could be a finished pod's is read for its phase."
   - Compared with C(spec.hard) minus C(status.used) of every ResourceQuota in the namespace whose scopes and
     scopeSelector match the pods (C(BestEffort), C(NotBestEffort), C(Terminating), C(NotTerminating), C(PriorityClass),
     C(CrossNamespacePodAffinity)), and with every C(quota.openshift.io/v1) ClusterResourceQuota that selects the
@@ -72,7 +74,7 @@ extends_documentation_fragment: [kubernetes.core.k8s_auth_options, ansible.built
   kip.image_puller._options, kip.image_puller._options.definition, kip.image_puller._options.wait_timeout]
 notes:
   - "The connection user needs C(list) on nodes (cluster-wide); C(list) on resourcequotas, limitranges and pods and
-    C(get) on daemonsets in the namespace; and, optionally, C(get) on the namespace and C(list) on priorityclasses and
+    C(get) on pods and daemonsets in the namespace; and, optionally, C(get) on the namespace and C(list) on priorityclasses and
     clusterresourcequotas (else on appliedclusterresourcequotas in the namespace). What it cannot read is said in
     RV(notes)."
   - "Not modelled: the extra pods of a rolling update with C(maxSurge) above 0, and node selectors that OpenShift

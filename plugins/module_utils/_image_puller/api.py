@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, api_status
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_string
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import current_revision_hash
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import current_revision_hash, revision_rows
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.names import FIELD_MANAGER
 
@@ -37,6 +37,16 @@ BROKEN_WATCH_PAUSE = 1.0
 # The server renders the list as rows of a few columns; plain JSON only if it cannot.
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 T = TypeVar("T")
+
+
+def read_table(dynamic: Any, resource: Any, namespace: str | None, **query: Any) -> dict[str, Any]:
+    """One page of a list as the server-side Table kubectl prints: a few cells per object instead of the object.
+
+    query: labelSelector, includeObject (None, or Metadata for each row's object metadata), limit, continue.
+    The dynamic client knows no includeObject parameter, so the query is written here.
+    """
+    path = f"{resource.path(namespace=namespace)}?{urllib.parse.urlencode({k: v for k, v in query.items() if v not in (None, '')})}"
+    return json.loads(dynamic.request("get", path, header_params={"Accept": TABLE_ACCEPT}, serialize=False).data)
 
 
 class DaemonSetApi:
@@ -119,28 +129,27 @@ class DaemonSetApi:
 
     def pod_table(self, selector: str) -> dict[str, Any]:
         """The selected pods as the server-side Table kubectl prints (name, ready count, status, node), without the objects."""
-        # the dynamic client knows no includeObject parameter, so the query is written here
-        query = urllib.parse.urlencode({"labelSelector": selector, "includeObject": "None"})
-        path = f"{self._pods.path(namespace=self.namespace)}?{query}"
-        return self._call(f"list its pods ({selector})", lambda: json.loads(self._dynamic.request(
-            "get", path, header_params={"Accept": TABLE_ACCEPT}, serialize=False).data))
+        return self._call(f"list its pods ({selector})", lambda: read_table(
+            self._dynamic, self._pods, self.namespace, labelSelector=selector, includeObject="None"))
 
     def revision_hash(self, daemonset: dict[str, Any]) -> str | None:
         """The template hash of the DaemonSet's current ControllerRevision (readiness.current_revision_hash).
 
         None when the deployer may not list ControllerRevisions: the pods are then
-        matched by template generation alone.
+        matched by template generation alone. Read as a Table with each row's
+        metadata (readiness.revision_rows): a revision holds a whole pod
+        template, 120 kB at 50 images, and the DaemonSet keeps up to ten.
         """
         selector = selector_string((daemonset.get("spec") or {}).get("selector"))
         try:
             revisions = self._call("find the ControllerRevision API", lambda: self._client.resource("ControllerRevision", "apps/v1"))
-            listing = self._call(f"list its ControllerRevisions ({selector})", lambda: json.loads(self._dynamic.get(
-                revisions, namespace=self.namespace, label_selector=selector, serialize=False).data))
+            table = self._call(f"list its ControllerRevisions ({selector})", lambda: read_table(
+                self._dynamic, revisions, self.namespace, labelSelector=selector, includeObject="Metadata"))
         except ApiError as exc:
             if exc.forbidden or exc.not_found:
                 return None
             raise
-        return current_revision_hash(daemonset, listing.get("items") or [])
+        return current_revision_hash(daemonset, revision_rows(table))
 
     def list_events(self) -> list[dict[str, Any]]:
         """The events about the DaemonSet (the controller's FailedCreate, for instance)."""

@@ -34,7 +34,7 @@ def _small_node(node: dict[str, Any], *, images: bool) -> dict[str, Any]:
 def _revision_hash(reader: ClusterReader, daemonset: dict[str, Any], *, namespace: str, selector: str) -> str | None:
     """readiness.current_revision_hash from the DaemonSet's ControllerRevisions; None when they may not be listed."""
     try:
-        revisions = list(reader.items("ControllerRevision", "apps/v1", namespace=namespace, label_selector=selector or None))
+        revisions = reader.revisions(namespace, selector)
     except ApiError as exc:
         if not exc.forbidden:
             raise

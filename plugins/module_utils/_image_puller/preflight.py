@@ -14,11 +14,10 @@ revision read in full (current_pods). The arithmetic lives in quota.py.
 from __future__ import annotations
 
 import json
-import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER, TABLE_ACCEPT
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER, read_table
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.apply import prepare_definition
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect_within
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
@@ -37,6 +36,7 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.quo
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import (
     REVISION_HASH_LABEL,
     pod_rows,
+    revision_rows,
     row_is_surely_live,
 )
 
@@ -113,29 +113,34 @@ class ClusterReader:
             if not token:
                 return
 
-    def pod_rows(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        """The selected pods as Table rows (readiness.pod_rows: name, node, status, ready counts), page by page.
-
-        A row is a few dozen bytes whatever the pod's number of containers.
-        """
-        path = self._required("Pod", "v1").path(namespace=namespace)
-        rows: list[dict[str, Any]] = []
+    def tables(self, kind: str, api_version: str, *, namespace: str | None = None, label_selector: str | None = None,
+               include_object: str = "None") -> Iterator[dict[str, Any]]:
+        """Every object of a kind as server-side Table pages (api.read_table), page by page (limit + continue)."""
+        resource = self._required(kind, api_version)
         token = None
         while True:
-            query = {"labelSelector": label_selector, "includeObject": "None", "limit": self.page_size}
-            if token:
-                query["continue"] = token
-            url = f"{path}?{urllib.parse.urlencode(query)}"
             try:
-                response = self.retrier.call("could not list Pod (v1)", lambda url=url: self.dynamic.request(
-                    "get", url, header_params={"Accept": TABLE_ACCEPT}, serialize=False))
+                page = self.retrier.call(f"could not list {kind} ({api_version})", lambda page_token=token: read_table(
+                    self.dynamic, resource, namespace, labelSelector=label_selector, includeObject=include_object,
+                    limit=self.page_size, **{"continue": page_token}))
             except DynamicApiError as exc:
-                raise api_error(exc, f"list Pod (v1) in namespace {namespace}") from exc
-            page = json.loads(response.data)
-            rows += pod_rows(page)
+                where = f" in namespace {namespace}" if namespace else ""
+                raise api_error(exc, f"list {kind} ({api_version}){where}") from exc
+            yield page
             token = (page.get("metadata") or {}).get("continue")
             if not token:
-                return rows
+                return
+
+    def pod_rows(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The selected pods as Table rows (readiness.pod_rows: name, node, status, ready counts): a few dozen bytes a
+        pod whatever its number of containers."""
+        return [row for page in self.tables("Pod", "v1", namespace=namespace, label_selector=label_selector) for row in pod_rows(page)]
+
+    def revisions(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The selected ControllerRevisions' metadata and revision numbers (readiness.revision_rows), without the pod
+        template each one holds."""
+        return [revision for page in self.tables("ControllerRevision", "apps/v1", namespace=namespace, label_selector=label_selector,
+                                                 include_object="Metadata") for revision in revision_rows(page)]
 
     def get(self, kind: str, api_version: str, name: str, *, namespace: str | None = None) -> dict[str, Any] | None:
         """One object, or None when it does not exist."""

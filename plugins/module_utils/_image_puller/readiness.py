@@ -192,6 +192,21 @@ def pod_rows(table: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def revision_rows(table: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """ControllerRevisions from a server-side Table with includeObject=Metadata, as current_revision_hash reads them
+    (metadata and revision), without the pod template each one holds. A plain list (a server without Tables) as is."""
+    if "rows" not in table:
+        return list(table.get("items") or [])
+    names = [(column.get("name") or "").lower() for column in table.get("columnDefinitions") or []]
+    revisions = []
+    for row in table.get("rows") or []:
+        cells = dict(zip(names, row.get("cells") or []))
+        number = cells.get("revision")
+        revisions.append({"metadata": (row.get("object") or {}).get("metadata") or {},
+                          "revision": number if isinstance(number, int) else int(number) if str(number).isdigit() else 0})
+    return revisions
+
+
 # What kubectl's STATUS column shows for a pod on its way up: nothing there for a diagnosis to explain.
 # Anything else (ErrImagePull, ImagePullBackOff, Init:ImagePullBackOff, CrashLoopBackOff,
 # CreateContainerConfigError, Error, Evicted, ...) is a reason the kubelet or the node gave.

@@ -252,6 +252,32 @@ def test_current_revision_hash(revisions, expected):
     assert readiness.current_revision_hash(obj("daemonset"), revisions) == expected
 
 
+def revision_table(*revisions, revision_cell=None):
+    """What the API server answers for ControllerRevisions listed as a Table with includeObject=Metadata."""
+    columns = [{"name": "Name"}, {"name": "Controller"}, {"name": "Revision"}, {"name": "Age"}]
+    rows = [{"cells": [r["metadata"]["name"], "daemonset.apps/kip", r["revision"] if revision_cell is None else revision_cell, "1m"],
+             "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": r["metadata"]}}
+            for r in revisions]
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "columnDefinitions": columns, "rows": rows}
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        pytest.param(revision_table(), None, id="no revisions"),
+        pytest.param(revision_table(revision(1, "first"), revision(2, "second")), "second", id="the newest"),
+        pytest.param(revision_table(revision(3, "first"), revision(2, "second")), "first", id="an earlier template made current again"),
+        pytest.param(revision_table(revision(1, "first"), revision(9, "foreign", owner_uid="another")), "first",
+                     id="another owner's is ignored: the row's metadata has its owner"),
+        pytest.param(revision_table(revision(1, "first"), revision_cell="7"), "first", id="a revision cell given as text"),
+        pytest.param({"kind": "ControllerRevisionList", "items": [revision(1, "first"), revision(2, "second")]}, "second",
+                     id="a plain list from a server without Tables"),
+    ],
+)
+def test_current_revision_hash_from_a_table(table, expected):
+    assert readiness.current_revision_hash(obj("daemonset"), readiness.revision_rows(table)) == expected
+
+
 @pytest.mark.parametrize(
     ("generation", "hash_", "revision_hash", "updated"),
     [
