@@ -15,7 +15,8 @@ only when they can change the verdict, and then cheaply or rarely:
   a few dozen bytes whatever the number of containers);
 - when the status has not moved for STALL_SECONDS, the diagnosis (image x
   node x reason) looks at the same Table first, and lists the pods in full only
-  when a row shows a reason (ImagePullBackOff, an unschedulable pod, ...): a
+  when a row shows a reason (ImagePullBackOff, ...) or a sample of the pods
+  still without a node has one the scheduler refused (Unschedulable): a
   slow but healthy rollout of 1,000 pods x 50 containers costs rows of a few
   dozen bytes, not 64 MB of pod objects. It looks at most once per
   RELIST_SECONDS while it stays still and pods report problems, half as often
@@ -45,6 +46,9 @@ RELIST_SECONDS = 10
 MAX_DIAGNOSIS_SECONDS = 60
 # How long the DaemonSet's status must stand still before its pods are read for a diagnosis.
 STALL_SECONDS = 5
+# Pods read one by one when the only rows that show something are pods without a node: during a rollout of 1,000
+# nodes the scheduler has not got to dozens of them yet, and a sample says whether it refused any (Unschedulable).
+SCHEDULING_READS = 20
 # How long every not-ready pod must show only pull or configuration errors before the wait gives up early.
 # The kubelet retries pulls with back-off; a short registry outage clears within this, a wrong image does not.
 HOPELESS_GRACE_SECONDS = 60
@@ -212,12 +216,24 @@ class _Waiter:
     def glance(self, daemonset: dict[str, Any]) -> Rollout | None:
         """The rollout from the pod Table of the current template, when no row shows a problem (None: one does)."""
         rows = updated_rows(self.api, daemonset)
-        if any(readiness.row_shows_problem(row) for row in rows):
+        flagged = [row for row in rows if readiness.row_shows_problem(row)]
+        if flagged and not self.waiting_for_the_scheduler(flagged):
             return None
         state = readiness.confirm(daemonset, rows)
         # no pod to explain; the controller may still be refused pods (FailedCreate)
         problems = [] if state.done else diagnosis.creation_problems(daemonset, self.api.list_events(), since=self.since)
         return Rollout(daemonset=daemonset, state=state, problems=problems)
+
+    def waiting_for_the_scheduler(self, flagged: list[dict[str, Any]]) -> bool:
+        """Whether the flagged rows are all pods without a node of which none read (SCHEDULING_READS, in node order)
+        has been refused by the scheduler: pods it has not got to yet, nothing for a diagnosis to explain."""
+        if not all(row.get("status") == "Pending" and row.get("node") is None for row in flagged):
+            return False
+        for row in flagged[:SCHEDULING_READS]:
+            pod = self.api.get_pod(row["pod"])
+            if pod is not None and diagnosis.pod_problems(pod):
+                return False
+        return True
 
     def diagnose(self, daemonset: dict[str, Any], now: float) -> Rollout:
         seen = self.glance(daemonset) if now < self.deadline else None

@@ -64,7 +64,7 @@ class Dynamic:
     def server_side_apply(self, *args, **kwargs):
         return self._next()
 
-    def watch(self, *args, **kwargs):
+    def watch_events(self, *args, **kwargs):
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, BaseException):
             raise outcome
@@ -95,7 +95,9 @@ class FakeTime:
 def make(dynamic, timeout=60):
     fake = FakeTime()
     retrier = retry.Retrier(deadline=timeout, clock=fake.clock, sleep=fake.sleep, wall_clock=lambda: 1796220000.0 + fake.now)
-    return api_module.DaemonSetApi(Client(dynamic), namespace="ns", name="puller", retrier=retrier), fake
+    api = api_module.DaemonSetApi(Client(dynamic), namespace="ns", name="puller", retrier=retrier)
+    api._watch_events = dynamic.watch_events  # pylint: disable=protected-access  # the scripted stream
+    return api, fake
 
 
 @pytest.mark.parametrize(

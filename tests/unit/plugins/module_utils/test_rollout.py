@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import retry, rollout
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
-from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils._daemonset_fixtures import obj
+from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils._daemonset_fixtures import DELETE, obj
 
 DONE = {"status.numberReady": 3, "status.numberAvailable": 3}
 
@@ -29,6 +29,14 @@ STALLED_UPDATE = [ready_pod("kwok-node-0"), failing_pod("kwok-node-1"),
 STILL_CREATING = obj("pull_failing_pod", **{
     "spec.nodeName": "kwok-node-2", "status.containerStatuses.1.state": {"waiting": {"reason": "ContainerCreating"}}})
 MID_ROLLOUT = obj("daemonset", **{"status.numberReady": 2, "status.numberAvailable": 2})
+
+
+def pending_pod(name, *, refused=False):
+    """A pod the controller made that has no node yet; refused: the scheduler found none (Unschedulable)."""
+    conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                   "message": "0/3 nodes are available: 3 Insufficient memory."}] if refused else []
+    return obj("ready_pod", **{"metadata.name": name, "spec.nodeName": DELETE, "status.phase": "Pending",
+                               "status.containerStatuses": DELETE, "status.conditions": conditions})
 
 
 class Clock:
@@ -72,7 +80,7 @@ class ScriptedApi:
 
     def __init__(self, clock, *states):
         self.clock, self.states, self.watches = clock, list(states), []
-        self.listings, self.tables, self.gets, self.hash_reads = 0, 0, 0, 0
+        self.listings, self.tables, self.gets, self.hash_reads, self.pod_reads = 0, 0, 0, 0, 0
         self.current_hash = None
 
     @property
@@ -82,6 +90,10 @@ class ScriptedApi:
     def get(self):
         self.gets += 1
         return self.current[0]
+
+    def get_pod(self, name):
+        self.pod_reads += 1
+        return next((pod for pod in self.current[1] if pod["metadata"]["name"] == name), None)
 
     def list_pods(self, selector):
         assert selector == SELECTOR
@@ -301,6 +313,27 @@ def test_a_pod_still_pulling_is_diagnosed_from_the_table_alone(clock):
     with pytest.raises(ImagePullerError):
         rollout.wait_for_rollout(api, timeout=30, clock=clock)
     assert (api.tables, api.listings) == (2, 1), "ContainerCreating is progress: the pods were read in full only at the timeout"
+
+
+@pytest.mark.parametrize(
+    ("waiting", "listings", "pod_reads", "reason"),
+    [
+        pytest.param([pending_pod("new-0")], 1, 2, None,
+                     id="a pod the scheduler has not got to: read alone, each diagnosis; in full only at the timeout"),
+        pytest.param([pending_pod(f"new-{i:02d}") for i in range(30)], 1, 2 * rollout.SCHEDULING_READS, None,
+                     id="30 such pods: a sample of them read, not the whole list"),
+        pytest.param([pending_pod("new-0", refused=True)], 4, 3, "Unschedulable",
+                     id="one the scheduler refused: the pods read in full every RELIST_SECONDS, the reason reported"),
+        pytest.param([pending_pod("new-0"), failing_pod("kwok-node-2")], 4, 0, "ImagePullBackOff",
+                     id="beside a pull failure: the pods read in full at once, every RELIST_SECONDS"),
+    ],
+)
+def test_pods_without_a_node_are_read_alone_unless_the_scheduler_refused_one(clock, waiting, listings, pod_reads, reason):
+    api = ScriptedApi(clock, (MID_ROLLOUT, [ready_pod("kwok-node-0"), ready_pod("kwok-node-1"), *waiting]))
+    with pytest.raises(ImagePullerError) as raised:
+        rollout.wait_for_rollout(api, timeout=30, clock=clock)
+    assert (api.listings, api.pod_reads) == (listings, pod_reads)
+    assert [problem["reason"] for problem in raised.value.result["problems"]][:1] == ([reason] if reason else [])
 
 
 def test_a_template_back_to_an_earlier_one_is_done_with_the_pods_the_controller_kept(clock):
