@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import mode
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import diagnosis, mode
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import node_order, owned_by, owned_pods, selector_string, target_node
 
 # Set by the DaemonSet controller: the annotation on the DaemonSet, the labels on its pods.
@@ -230,8 +230,7 @@ def row_shows_problem(row: Mapping[str, Any]) -> bool:
 # Waiting reasons kubectl's STATUS column shows (also as "Init:<reason>") for a pod whose containers are still to
 # start or restart: a pod in phase Pending or Running. A finished pod (Succeeded or Failed) shows its own reason
 # (Evicted, OutOfcpu, ...), a terminated container's (Completed, Error, OOMKilled, ExitCode:1, ...), or Terminating.
-_WAITING_ROW_STATUSES = frozenset({"ContainerCreating", "PodInitializing", "ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff",
-                                   "CreateContainerConfigError", "CreateContainerError", "InvalidImageName", "RunContainerError"})
+_WAITING_ROW_STATUSES = diagnosis.WAITING_PROBLEM_REASONS | frozenset({"ContainerCreating", "PodInitializing"})
 _LIVE_ROW_STATUSES = frozenset({"Running", "Pending", "NotReady"}) | _WAITING_ROW_STATUSES
 
 
