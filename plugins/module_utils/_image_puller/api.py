@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, api_status
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, api_status, discover
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import selector_string
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.readiness import current_revision_hash, revision_rows
@@ -61,9 +61,9 @@ class DaemonSetApi:
         self._dynamic = client.client
         # without a retrier (deadline now) a transient failure fails at once
         self.retrier = retrier or Retrier(deadline=0.0, clock=lambda: 0.0)
-        self._daemonsets = self._call("find the DaemonSet API", lambda: client.resource("DaemonSet", "apps/v1"))
-        self._pods = self._call("find the Pod API", lambda: client.resource("Pod", "v1"))
-        self._events = self._call("find the Event API", lambda: client.resource("Event", "v1"))
+        self._daemonsets = self._resource("DaemonSet", "apps/v1")
+        self._pods = self._resource("Pod", "v1")
+        self._events = self._resource("Event", "v1")
 
     @property
     def ref(self) -> str:
@@ -82,6 +82,12 @@ class DaemonSetApi:
         """function() through the retrier; an API error that is not transient names the action."""
         with self._errors(action):
             return self.retrier.call(f"{self.ref}: could not {action}", function)
+
+    def _resource(self, kind: str, api_version: str) -> Any:
+        found = self._call(f"find the {kind} API", lambda: discover(self._client, kind, api_version))
+        if found is None:
+            raise ImagePullerError(f"the cluster serves no {kind} ({api_version})")
+        return found
 
     def _dry_run(self) -> dict[str, str]:
         return {"dry_run": DRY_RUN_ALL} if self.dry_run else {}
@@ -156,7 +162,9 @@ class DaemonSetApi:
         """
         selector = selector_string((daemonset.get("spec") or {}).get("selector"))
         try:
-            revisions = self._call("find the ControllerRevision API", lambda: self._client.resource("ControllerRevision", "apps/v1"))
+            revisions = self._call("find the ControllerRevision API", lambda: discover(self._client, "ControllerRevision", "apps/v1"))
+            if revisions is None:
+                return None
             table = self._call(f"list its ControllerRevisions ({selector})", lambda: read_table(
                 self._dynamic, revisions, self.namespace, labelSelector=selector, includeObject="Metadata"))
         except ApiError as exc:

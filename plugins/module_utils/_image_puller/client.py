@@ -22,7 +22,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier, is_transient
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import TRANSIENT_STATUSES, Retrier, Starting, is_transient
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -34,6 +34,16 @@ except ImportError:
     AUTH_ARG_SPEC = {}
 else:
     HAS_KUBERNETES_CORE = True
+
+try:
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+except ImportError:  # the client is checked for by AnsibleK8SModule
+    class ResourceNotFoundError(Exception):  # type: ignore[no-redef]
+        """Stand-in when the kubernetes client is missing."""
+
+# /readyz of a server that does not let this user ask, or has no such path: its discovery is believed as it is.
+READYZ_UNKNOWN = frozenset({401, 403, 404})
+READYZ_TIMEOUT = 10
 
 KUBERNETES_CORE_MISSING = "the kubernetes.core collection (>=6.0.0,<7.0.0)"
 
@@ -151,3 +161,36 @@ def api_status(exc: Exception) -> int | None:
     """The HTTP status of an API error, or None when it is not one."""
     status = getattr(exc, "status", None)
     return status if isinstance(status, int) else None
+
+
+def discover(client: Any, kind: str, api_version: str) -> Any | None:
+    """The client's API resource for kind in api_version, or None when the cluster does not serve it.
+
+    Right after a start the API server answers before it has registered all its
+    API groups, and its discovery lacks, say, apps/v1 for a few seconds. A miss
+    while /readyz says not ready raises retry.Starting, which the caller's
+    Retrier waits out like an outage; a miss on a ready server is believed.
+    """
+    try:
+        return client.resource(kind, api_version)
+    except ResourceNotFoundError:
+        if server_ready(client) is False:
+            raise Starting(f"the API server is starting and lists no {kind} ({api_version}) yet") from None
+        return None
+
+
+def server_ready(client: Any) -> bool | None:
+    """What the API server's /readyz says: True, False, or None when this user may not ask.
+
+    A refused or reset connection raises, for the caller's Retrier.
+    """
+    try:
+        client.client.request("get", "/readyz", serialize=False, _request_timeout=READYZ_TIMEOUT)
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        status = api_status(exc)
+        if status in READYZ_UNKNOWN:
+            return None
+        if status in TRANSIENT_STATUSES:
+            return False
+        raise
+    return True

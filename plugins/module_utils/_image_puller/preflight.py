@@ -19,7 +19,7 @@ from typing import Any
 
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.api import FIELD_MANAGER, read_table
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.apply import prepare_definition
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect_within
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.client import api_error, connect_within, discover
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ApiError, ImagePullerError
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.retry import Retrier
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo
@@ -41,12 +41,9 @@ from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.rea
 )
 
 try:
-    from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
-except ImportError:  # the client is checked for by AnsibleK8SModule; these stand-ins are never raised
+    from kubernetes.dynamic.exceptions import DynamicApiError
+except ImportError:  # the client is checked for by AnsibleK8SModule; this stand-in is never raised
     class DynamicApiError(Exception):  # type: ignore[no-redef]
-        """Stand-in when the kubernetes client is missing."""
-
-    class ResourceNotFoundError(Exception):  # type: ignore[no-redef]
         """Stand-in when the kubernetes client is missing."""
 
 PAGE_SIZE = 500
@@ -68,9 +65,7 @@ class ClusterReader:
     def resource(self, kind: str, api_version: str) -> Any | None:
         """The API resource, or None when the cluster does not serve it."""
         try:
-            return self.retrier.call(f"could not discover {kind} ({api_version})", lambda: self._client.resource(kind, api_version))
-        except ResourceNotFoundError:
-            return None
+            return self.retrier.call(f"could not discover {kind} ({api_version})", lambda: discover(self._client, kind, api_version))
         except DynamicApiError as exc:
             raise api_error(exc, f"discover {kind} ({api_version})") from exc
 

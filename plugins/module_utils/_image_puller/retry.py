@@ -50,13 +50,19 @@ def status_of(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+class Starting(Exception):
+    """The API server answers but is not ready yet: discovery may lack API groups it registers after a start."""
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether waiting can cure this failure: no connection, a dropped one, 429 or 5xx.
+    """Whether waiting can cure this failure: no connection, a dropped one, 429 or 5xx, a server still starting.
 
     An ApiException with status 0 is what the client raises when a watch stream
     breaks; a ConnectionError is a refused or reset socket that escaped urllib3.
     A certificate that does not verify stays wrong however long one waits.
     """
+    if isinstance(exc, Starting):
+        return True
     status = status_of(exc)
     if status is not None:
         return status == 0 or status in TRANSIENT_STATUSES
@@ -77,6 +83,8 @@ def retry_after(exc: BaseException) -> float | None:
 
 def short_reason(exc: BaseException) -> str:
     """What went wrong in one line, without the client's nested repr chains."""
+    if isinstance(exc, Starting):
+        return str(exc)
     status = status_of(exc)
     if status:
         return f"HTTP {status} {getattr(exc, 'reason', '') or ''}".strip()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import retry
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import client, retry
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.errors import ImagePullerError
 
 # 2026-12-02 14:00:00 UTC
@@ -91,6 +91,7 @@ def failing(*outcomes):
                      id="a certificate that does not verify is not transient"),
         pytest.param(ValueError("bad"), False, id="a programming error is not transient"),
         pytest.param(FileNotFoundError("ca.crt"), False, id="a missing file is not transient"),
+        pytest.param(retry.Starting("the API server is starting"), True, id="a server still registering its APIs is transient"),
     ],
 )
 def test_is_transient(exc, transient):
@@ -151,3 +152,56 @@ def test_an_outage_ends_when_the_server_answers_and_a_new_one_has_its_own_start(
     fake.now = 50.0
     retrier.failed(refused())
     assert retrier.failing_since == (50.0, WALL_START + 50.0)
+
+
+class StartingServer:
+    """Shaped like kubernetes.core's K8SClient (resource(), client.request()) for a server that lists its APIs late.
+
+    discovery: per call of resource(), whether the kind is listed; readyz: per /readyz request, an exception or None (200).
+    """
+
+    def __init__(self, discovery, readyz):
+        self.discovery, self.readyz = list(discovery), list(readyz)
+        self.client = self
+        self.requests = []
+
+    def resource(self, kind, api_version):
+        if not self.discovery.pop(0):
+            raise client.ResourceNotFoundError(f"No matches found for {kind} {api_version}")
+        return f"{api_version}/{kind}"
+
+    def request(self, method, path, **_params):
+        self.requests.append((method, path))
+        outcome = self.readyz.pop(0)
+        if outcome is not None:
+            raise outcome
+
+
+@pytest.mark.parametrize(
+    ("discovery", "readyz", "found", "sleeps"),
+    [
+        pytest.param([True], [], "apps/v1/DaemonSet", [], id="listed: no readyz asked"),
+        pytest.param([False], [None], None, [], id="not listed by a ready server: not served"),
+        pytest.param([False], [ApiError(403, "Forbidden")], None, [], id="not listed, readyz forbidden: believed"),
+        pytest.param([False], [ApiError(404)], None, [], id="not listed, no readyz: believed"),
+        pytest.param([False, False, True], [ApiError(500), ApiError(503)], "apps/v1/DaemonSet", [0.5, 1.0],
+                     id="not listed while starting: waited for until listed"),
+        pytest.param([False, False], [refused(), None], None, [0.5],
+                     id="readyz refused: an outage, then a ready server that does not list it"),
+    ],
+)
+def test_discovery_during_a_start_is_waited_out(discovery, readyz, found, sleeps):
+    fake = FakeTime()
+    server = StartingServer(discovery, readyz)
+    assert make(60, fake).call("could not discover", lambda: client.discover(server, "DaemonSet", "apps/v1")) == found
+    assert fake.sleeps == sleeps
+    assert server.discovery == [] and server.readyz == []
+    assert all(request == ("get", "/readyz") for request in server.requests)
+
+
+def test_a_server_that_never_gets_ready_fails_at_the_deadline_saying_why():
+    fake = FakeTime()
+    server = StartingServer([False] * 20, [ApiError(500)] * 20)
+    with pytest.raises(ImagePullerError) as caught:
+        make(10, fake).call("could not discover DaemonSet (apps/v1)", lambda: client.discover(server, "DaemonSet", "apps/v1"))
+    assert "the API server is starting and lists no DaemonSet (apps/v1) yet" in caught.value.msg
