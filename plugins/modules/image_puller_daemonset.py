@@ -82,6 +82,15 @@ options:
       - The wait, and a re-creation or a deletion, count against O(wait_timeout).
     type: bool
     default: true
+  summary_nodes:
+    description:
+      - Whether RV(summary.nodes) (and each of RV(daemonsets)' C(summary.nodes)) lists the pods node by node.
+      - With V(false) that list is empty and the rest of the result is the same. At a thousand nodes the list is most
+        of the result, which Ansible copies and carries in every later task that reads the registered variable; the
+        role M(kip.image_puller.image_puller) does not use it and passes V(false). The pods are read all the same (the
+        wait confirms each one).
+    type: bool
+    default: true
   namespace_definition:
     description:
       - The Namespace of the DaemonSet (C(v1)), to server-side apply before anything else, with O(state=present).
@@ -301,8 +310,9 @@ summary:
         - One entry per pod of the DaemonSet, by node, with keys C(node), C(pod), C(phase), C(ready) and C(updated).
         - When the wait ended with the rollout done, only the pods of the current template, and C(phase) is null for a
           pod whose status is not a phase (for example C(ContainerCreating)).
-        - Empty in check mode, when the API server could not be reached, and when nothing changed and the
-          DaemonSet's status already said the rollout was done (then no pod is read; O(wait=false) reads them).
+        - Empty in check mode, when the API server could not be reached, when nothing changed and the
+          DaemonSet's status already said the rollout was done (then no pod is read; O(wait=false) reads them), and
+          with O(summary_nodes=false).
       type: list
       elements: dict
       sample: [{"node": "kwok-node-0", "pod": "kubernetes-image-puller-a1b2c", "phase": "Running", "ready": true, "updated": true}]
@@ -394,6 +404,7 @@ def main() -> None:
         "namespace": {"type": "str"},
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "wait": {"type": "bool", "default": True},
+        "summary_nodes": {"type": "bool", "default": True},
         "namespace_definition": {"type": "dict"},
         "create_namespace": {"type": "bool", "default": True},
         "objects": {"type": "list", "elements": "dict", "default": []},

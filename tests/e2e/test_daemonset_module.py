@@ -142,6 +142,12 @@ def test_without_waiting_a_finished_rollout_is_reported_node_by_node(module, res
     assert [(node["node"], node["ready"], node["updated"]) for node in again["summary"]["nodes"]] == [(n, True, True) for n in plain_nodes]
     assert again["problems"] == []
 
+    brief = module(definition=definition, wait=False, summary_nodes=False)
+    assert not brief.failed, brief["msg"]
+    assert brief["summary"]["nodes"] == [], "summary_nodes=false leaves out the pods by node"
+    assert {k: v for k, v in brief["summary"].items() if k != "nodes"} == {k: v for k, v in again["summary"].items() if k != "nodes"}
+    assert brief["summary_lines"] == again["summary_lines"]
+
 
 def test_check_mode_reports_the_change_and_the_diff_but_leaves_the_cluster_alone(module, restricted, kubectl, plain_nodes):
     assert not module(definition=daemonset(restricted, "registry.example/java:17")).failed

@@ -58,7 +58,32 @@ def _definitions(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def run(module: Any) -> dict[str, Any]:
-    """Run the module; returns the result for exit_json."""
+    """Run the module; returns the result for exit_json (without the pods by node when summary_nodes is false)."""
+    if module.params.get("summary_nodes", True):
+        return _run(module)
+    try:
+        return without_nodes(_run(module))
+    except ImagePullerError as exc:
+        exc.result = without_nodes(exc.result)
+        raise
+
+
+def without_nodes(result: dict[str, Any]) -> dict[str, Any]:
+    """The result with an empty summary.nodes, also in each of daemonsets (the rest as it is)."""
+
+    def trimmed(one: dict[str, Any]) -> dict[str, Any]:
+        summary = one.get("summary")
+        if not isinstance(summary, dict) or not summary.get("nodes"):
+            return one
+        return {**one, "summary": {**summary, "nodes": []}}
+
+    result = trimmed(result)
+    if isinstance(result.get("daemonsets"), list):
+        result = {**result, "daemonsets": [trimmed(one) if isinstance(one, dict) else one for one in result["daemonsets"]]}
+    return result
+
+
+def _run(module: Any) -> dict[str, Any]:
     params = module.params
     if params["wait_timeout"] < 0:
         raise ImagePullerError(f"wait_timeout must be 0 or more seconds, got {params['wait_timeout']}")
