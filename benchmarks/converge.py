@@ -53,6 +53,29 @@ BIN = Path(sys.executable).parent
 NAMESPACE = "bench-converge"
 NAME = "bench-puller"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+# Where the role's lag goes: a callback that notes (CLOCK_MONOTONIC, shared by every process here) when the rollout
+# module's result reached ansible-playbook and when the play ended; the process's exit is the rest.
+STAMPS_CALLBACK = """
+import os, time
+from ansible.plugins.callback import CallbackBase
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "bench_stamps"
+    CALLBACK_NEEDS_ENABLED = False
+
+    def _stamp(self, what):
+        with open(os.environ["BENCH_STAMPS"], "a", encoding="utf-8") as out:
+            out.write(f"{what} {time.monotonic()}\\n")
+
+    def v2_runner_on_ok(self, result, **_kwargs):
+        if result._task.action.endswith("image_puller_daemonset"):
+            self._stamp("module")
+
+    def v2_playbook_on_stats(self, stats):
+        self._stamp("stats")
+"""
 
 
 def log(text: str) -> None:
@@ -140,6 +163,38 @@ class ReadyWatch(threading.Thread):
                     self.ready[cells["name"]] = now_ready
 
 
+class GenerationWatch(threading.Thread):
+    """When did each new generation of the DaemonSet (a new pod template applied) appear? (monotonic time, from a watch)."""
+
+    def __init__(self, kube: Kube) -> None:
+        super().__init__(daemon=True)
+        self.kube = kube
+        self.seen: dict[int, float] = {}
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while True:
+            try:
+                self._watch()
+            except (OSError, http.client.HTTPException, ValueError):
+                time.sleep(1)
+
+    def _watch(self) -> None:
+        conn = self.kube.connect(timeout=None)
+        conn.request("GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/daemonsets?watch=1&fieldSelector=metadata.name%3D{NAME}",
+                     headers={"Accept": "application/json"})
+        for line in conn.getresponse():
+            generation = ((json.loads(line).get("object") or {}).get("metadata") or {}).get("generation")
+            if isinstance(generation, int):
+                with self.lock:
+                    self.seen.setdefault(generation, time.monotonic())
+
+    def applied_after(self, start: float) -> float:
+        """The first new generation seen after start (nan if none)."""
+        with self.lock:
+            return min((at for at in self.seen.values() if at >= start), default=float("nan"))
+
+
 class CountingProxy:
     """HTTP on 127.0.0.1 -> HTTPS to the API server; counts requests and response bytes."""
 
@@ -187,6 +242,8 @@ class CountingProxy:
                     self._forward()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client closed a watch early: nothing to count or to report
+                except http.client.IncompleteRead:
+                    pass  # the API server went away mid-answer (the cluster stopped for the next size)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward_quietly
 
@@ -214,11 +271,20 @@ class Bench:
         self.kube, self.work, self.env = kube, work, env
         self.watch = ReadyWatch(kube)
         self.watch.start()
+        self.generations = GenerationWatch(kube)
+        self.generations.start()
+        self.last_start = 0.0
+        callbacks = work / "callback_plugins"
+        callbacks.mkdir(exist_ok=True)
+        (callbacks / "bench_stamps.py").write_text(STAMPS_CALLBACK)
+        self.stamps_file = work / "stamps"
+        self.stamps: dict[str, float] = {}
 
     def _env(self, kubeconfig: str | None = None, **extra: str) -> dict:
         env = {k: v for k, v in self.env.items() if not k.startswith("K8S_AUTH_")}
         env.update(KUBECONFIG=kubeconfig or self.kube.kubeconfig, K8S_AUTH_KUBECONFIG=kubeconfig or self.kube.kubeconfig,
-                   ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0", **extra)
+                   ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+                   ANSIBLE_CALLBACK_PLUGINS=str(self.work / "callback_plugins"), BENCH_STAMPS=str(self.stamps_file), **extra)
         return env
 
     def _vars_file(self, count: int, tag: int) -> Path:
@@ -227,10 +293,14 @@ class Bench:
         return path
 
     def role(self, count: int, tag: int, *, kubeconfig: str | None = None, **extra: str) -> tuple[float, str]:
-        start = time.monotonic()
+        self.stamps_file.unlink(missing_ok=True)
+        start = self.last_start = time.monotonic()
         proc = subprocess.run([str(BIN / "ansible-playbook"), "kip.image_puller.deploy", "-e", f"@{self._vars_file(count, tag)}"],
                               env=self._env(kubeconfig, **extra), capture_output=True, text=True, check=False)
         took = time.monotonic() - start
+        self.stamps = {"return": start + took}
+        if self.stamps_file.exists():
+            self.stamps.update((what, float(at)) for what, at in (line.split() for line in self.stamps_file.read_text().splitlines()))
         if proc.returncode:
             raise SystemExit(f"role deploy failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
         return took, proc.stdout
@@ -259,7 +329,7 @@ class Bench:
 
     def kubectl(self, manifests: Path, *, kubeconfig: str | None = None) -> float:
         env = self._env(kubeconfig)
-        start = time.monotonic()
+        start = self.last_start = time.monotonic()
         applied = subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(manifests)], env=env,
                                  check=False, capture_output=True, text=True)
         if applied.returncode:
@@ -271,6 +341,21 @@ class Bench:
     def lag(self, returned: float) -> float:
         with self.watch.lock:
             return returned - self.watch.last_ready
+
+    def phases(self, returned: float) -> tuple[float, float]:
+        """The last run in two: its start -> the new DaemonSet generation applied -> the last pod Ready."""
+        applied = self.generations.applied_after(self.last_start)
+        with self.watch.lock:
+            ready = self.watch.last_ready
+        return applied - self.last_start, ready - applied
+
+    def lag_parts(self) -> tuple[float, float, float]:
+        """The last role run's lag in three: last Ready -> the module's result in ansible-playbook -> the play's end
+        (the tasks after the module) -> the process's exit."""
+        with self.watch.lock:
+            ready = self.watch.last_ready
+        module, stats, returned = (self.stamps.get(what, float("nan")) for what in ("module", "stats", "return"))
+        return module - ready, stats - module, returned - stats
 
 
 def start_cluster(nodes: int) -> None:
@@ -298,16 +383,22 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
     manifests = [bench.render(count, tag + 2 * rep + 1) for rep in range(reps)]
     log(f"{nodes}x{count}: first deploy (not timed)")
     bench.role(count, tag)
-    role_times, kubectl_times, role_lags, kubectl_lags = [], [], [], []
+    role_times, kubectl_times, role_lags, kubectl_lags, lag_parts = [], [], [], [], []
+    role_phases, kubectl_phases = [], []
     for rep in range(reps):
         took, _out = bench.role(count, tag + 2 * rep + 2)
         role_times.append(took)
-        role_lags.append(bench.lag(time.monotonic()))
+        role_lags.append(bench.lag(bench.stamps["return"]))
+        lag_parts.append(bench.lag_parts())
+        role_phases.append(bench.phases(bench.stamps["return"]))
         took = bench.kubectl(manifests[rep])
         kubectl_times.append(took)
         kubectl_lags.append(bench.lag(time.monotonic()))
-        log(f"{nodes}x{count} rep {rep + 1}: role {role_times[-1]:.1f}s (lag {role_lags[-1]:.2f}s), "
-            f"kubectl {kubectl_times[-1]:.1f}s (lag {kubectl_lags[-1]:.2f}s)")
+        kubectl_phases.append(bench.phases(time.monotonic()))
+        log(f"{nodes}x{count} rep {rep + 1}: start -> applied -> last Ready: role {role_phases[-1][0]:.1f} + {role_phases[-1][1]:.1f} s, "
+            f"kubectl {kubectl_phases[-1][0]:.1f} + {kubectl_phases[-1][1]:.1f} s")
+        log(f"{nodes}x{count} rep {rep + 1}: role {role_times[-1]:.1f}s (lag {role_lags[-1]:.2f}s = "
+            f"{' + '.join(f'{x:.2f}' for x in lag_parts[-1])}), kubectl {kubectl_times[-1]:.1f}s (lag {kubectl_lags[-1]:.2f}s)")
     last_role_tag = tag + 2 * reps + 2
     bench.role(count, last_role_tag)
     noop_role, role_reads, noop_kubectl, kubectl_reads = noops(bench, proxy, count, last_role_tag)
@@ -320,6 +411,9 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         "role_lag": median(role_lags), "kubectl_lag": median(kubectl_lags), "noop_role": noop_role, "noop_kubectl": noop_kubectl,
         "role_reads": role_reads, "kubectl_reads": kubectl_reads, "load": os.getloadavg(), "profile": profiled,
         "role_all": role_times, "kubectl_all": kubectl_times,
+        "lag_parts": [median([parts[i] for parts in lag_parts]) for i in range(3)],
+        "phases": {"role": [median([p[i] for p in role_phases]) for i in range(2)],
+                   "kubectl": [median([p[i] for p in kubectl_phases]) for i in range(2)]},
     }
 
 
@@ -356,7 +450,7 @@ def measure_noop(bench: Bench, proxy: CountingProxy, nodes: int, count: int) -> 
     nan = float("nan")
     return {"size": f"{nodes}x{count}", "reps": 0, "role": nan, "kubectl": nan, "role_lag": nan, "kubectl_lag": nan,
             "noop_role": noop_role, "noop_kubectl": noop_kubectl, "role_reads": role_reads, "kubectl_reads": kubectl_reads,
-            "load": os.getloadavg(), "profile": [], "role_all": [], "kubectl_all": []}
+            "load": os.getloadavg(), "profile": [], "role_all": [], "kubectl_all": [], "lag_parts": [], "phases": {}}
 
 
 def main() -> None:
@@ -395,6 +489,15 @@ def main() -> None:
     for row in rows:
         print(f"{row['size']}: role runs {', '.join(f'{x:.1f}' for x in row['role_all'])} s; "
               f"kubectl runs {', '.join(f'{x:.1f}' for x in row['kubectl_all'])} s")
+        if row["phases"]:
+            role, kubectl = row["phases"]["role"], row["phases"]["kubectl"]
+            print(f"{row['size']}: start -> DaemonSet applied (medians): role {role[0]:.1f} s, kubectl {kubectl[0]:.1f} s; "
+                  f"applied -> last pod Ready (the rollout itself): role {role[1]:.1f} s, kubectl {kubectl[1]:.1f} s")
+        if row["lag_parts"]:
+            ready_module, module_stats, stats_exit = row["lag_parts"]
+            print(f"{row['size']}: the role's lag (medians): last Ready -> the module's result in ansible-playbook "
+                  f"{ready_module:.2f} s, -> the play's end (the tasks after it) {module_stats:.2f} s, "
+                  f"-> ansible-playbook's exit {stats_exit:.2f} s")
         if row["profile"]:
             print(f"profile_tasks of one role deploy at {row['size']}:")
             print("\n".join(f"    {line}" for line in row["profile"]))
