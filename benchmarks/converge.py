@@ -4,7 +4,8 @@
 
 For each size (nodes x images) the local cluster is started with that many
 nodes (every node gets a pod: the DaemonSet tolerates every taint), then, N
-times, alternating so that both see the same load:
+times, alternating (role first in the first repetition, kubectl first in the next, and so on)
+so that both see the same load:
 
   role      ansible-playbook kip.image_puller.deploy (a new image list, so a real rollout)
   kubectl   kubectl apply --server-side on the manifests the role renders for the
@@ -385,18 +386,26 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
     bench.role(count, tag)
     role_times, kubectl_times, role_lags, kubectl_lags, lag_parts = [], [], [], [], []
     role_phases, kubectl_phases = [], []
-    for rep in range(reps):
+
+    def run_role(rep: int) -> None:
         took, _out = bench.role(count, tag + 2 * rep + 2)
         role_times.append(took)
         role_lags.append(bench.lag(bench.stamps["return"]))
         lag_parts.append(bench.lag_parts())
         role_phases.append(bench.phases(bench.stamps["return"]))
-        took = bench.kubectl(manifests[rep])
-        kubectl_times.append(took)
-        kubectl_lags.append(bench.lag(time.monotonic()))
-        kubectl_phases.append(bench.phases(time.monotonic()))
-        log(f"{nodes}x{count} rep {rep + 1}: start -> applied -> last Ready: role {role_phases[-1][0]:.1f} + {role_phases[-1][1]:.1f} s, "
-            f"kubectl {kubectl_phases[-1][0]:.1f} + {kubectl_phases[-1][1]:.1f} s")
+
+    def run_kubectl(rep: int) -> None:
+        kubectl_times.append(bench.kubectl(manifests[rep]))
+        returned = time.monotonic()
+        kubectl_lags.append(bench.lag(returned))
+        kubectl_phases.append(bench.phases(returned))
+
+    for rep in range(reps):
+        # role first in even repetitions, kubectl first in odd ones: neither always follows the other's rollout
+        for run in ((run_role, run_kubectl) if rep % 2 == 0 else (run_kubectl, run_role)):
+            run(rep)
+        log(f"{nodes}x{count} rep {rep + 1} ({'role' if rep % 2 == 0 else 'kubectl'} first): start -> applied -> last Ready: "
+            f"role {role_phases[-1][0]:.1f} + {role_phases[-1][1]:.1f} s, kubectl {kubectl_phases[-1][0]:.1f} + {kubectl_phases[-1][1]:.1f} s")
         log(f"{nodes}x{count} rep {rep + 1}: role {role_times[-1]:.1f}s (lag {role_lags[-1]:.2f}s = "
             f"{' + '.join(f'{x:.2f}' for x in lag_parts[-1])}), kubectl {kubectl_times[-1]:.1f}s (lag {kubectl_lags[-1]:.2f}s)")
     last_role_tag = tag + 2 * reps + 2
