@@ -128,67 +128,70 @@ class Kube:
         return http.client.HTTPSConnection(self.server.hostname, self.server.port or 443, context=self.context, timeout=timeout)
 
 
-class ReadyWatch(threading.Thread):
+class Watch(threading.Thread):
+    """A watch of PATH (with ACCEPT) that reconnects after any end or break; handle() takes each event."""
+
+    PATH = ""
+    ACCEPT = "application/json"
+
+    def __init__(self, kube: Kube) -> None:
+        super().__init__(daemon=True)
+        self.kube = kube
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn = self.kube.connect(timeout=None)
+                conn.request("GET", self.PATH, headers={"Accept": self.ACCEPT})
+                for line in conn.getresponse():
+                    self.handle(json.loads(line))
+            except (OSError, http.client.HTTPException, ValueError):
+                time.sleep(1)
+
+    def handle(self, event: dict) -> None:
+        raise NotImplementedError
+
+
+class ReadyWatch(Watch):
     """When did the last pod of the namespace turn all-containers-ready? (monotonic time, from a Table watch)."""
 
+    PATH = f"/api/v1/namespaces/{NAMESPACE}/pods?watch=1&includeObject=None"
+    ACCEPT = TABLE
+
     def __init__(self, kube: Kube) -> None:
-        super().__init__(daemon=True)
-        self.kube = kube
+        super().__init__(kube)
         self.ready: dict[str, bool] = {}
         self.last_ready = 0.0
-        self.lock = threading.Lock()
+        self.columns: list[str] = []
 
-    def run(self) -> None:
-        while True:
-            try:
-                self._watch()
-            except (OSError, http.client.HTTPException, ValueError):
-                time.sleep(1)
-
-    def _watch(self) -> None:
-        conn = self.kube.connect(timeout=None)
-        conn.request("GET", f"/api/v1/namespaces/{NAMESPACE}/pods?watch=1&includeObject=None", headers={"Accept": TABLE})
-        response = conn.getresponse()
-        columns: list[str] = []
-        for line in response:
-            event = json.loads(line)
-            table = event.get("object") or {}
-            columns = [c["name"].lower() for c in table.get("columnDefinitions") or []] or columns
-            for row in table.get("rows") or []:
-                cells = dict(zip(columns, row["cells"]))
-                ready, _slash, total = str(cells.get("ready", "0/0")).partition("/")
-                now_ready = event["type"] != "DELETED" and ready == total and total not in ("", "0") and cells.get("status") != "Terminating"
-                with self.lock:
-                    if now_ready and not self.ready.get(cells["name"]):
-                        self.last_ready = time.monotonic()
-                    self.ready[cells["name"]] = now_ready
+    def handle(self, event: dict) -> None:
+        table = event.get("object") or {}
+        self.columns = [c["name"].lower() for c in table.get("columnDefinitions") or []] or self.columns
+        for row in table.get("rows") or []:
+            cells = dict(zip(self.columns, row["cells"]))
+            ready, _slash, total = str(cells.get("ready", "0/0")).partition("/")
+            now_ready = event["type"] != "DELETED" and ready == total and total not in ("", "0") and cells.get("status") != "Terminating"
+            with self.lock:
+                if now_ready and not self.ready.get(cells["name"]):
+                    self.last_ready = time.monotonic()
+                self.ready[cells["name"]] = now_ready
 
 
-class GenerationWatch(threading.Thread):
+class GenerationWatch(Watch):
     """When did each new generation of the DaemonSet (a new pod template applied) appear? (monotonic time, from a watch)."""
 
+    PATH = f"/apis/apps/v1/namespaces/{NAMESPACE}/daemonsets?watch=1&fieldSelector=metadata.name%3D{NAME}"
+
     def __init__(self, kube: Kube) -> None:
-        super().__init__(daemon=True)
-        self.kube = kube
+        super().__init__(kube)
         self.seen: dict[int, float] = {}
-        self.lock = threading.Lock()
 
-    def run(self) -> None:
-        while True:
-            try:
-                self._watch()
-            except (OSError, http.client.HTTPException, ValueError):
-                time.sleep(1)
-
-    def _watch(self) -> None:
-        conn = self.kube.connect(timeout=None)
-        conn.request("GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/daemonsets?watch=1&fieldSelector=metadata.name%3D{NAME}",
-                     headers={"Accept": "application/json"})
-        for line in conn.getresponse():
-            generation = ((json.loads(line).get("object") or {}).get("metadata") or {}).get("generation")
-            if isinstance(generation, int):
-                with self.lock:
-                    self.seen.setdefault(generation, time.monotonic())
+    def handle(self, event: dict) -> None:
+        generation = ((event.get("object") or {}).get("metadata") or {}).get("generation")
+        if isinstance(generation, int):
+            with self.lock:
+                self.seen.setdefault(generation, time.monotonic())
 
     def applied_after(self, start: float) -> float:
         """The first new generation seen after start (nan if none)."""
