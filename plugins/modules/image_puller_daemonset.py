@@ -308,8 +308,9 @@ summary:
     nodes:
       description:
         - One entry per pod of the DaemonSet, by node, with keys C(node), C(pod), C(phase), C(ready) and C(updated).
-        - When the wait ended with the rollout done, only the pods of the current template, and C(phase) is null for a
-          pod whose status is not a phase (for example C(ContainerCreating)).
+        - Read from the pod Table (when the wait ended with the rollout done, and with O(wait=false) while no pod
+          reports a problem), only the pods of the current template, and C(phase) is null for a pod whose status is
+          not a phase (for example C(ContainerCreating)).
         - Empty in check mode, when the API server could not be reached, when nothing changed and the
           DaemonSet's status already said the rollout was done (then no pod is read; O(wait=false) reads them), and
           with O(summary_nodes=false).

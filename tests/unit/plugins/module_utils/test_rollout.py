@@ -279,17 +279,23 @@ def test_a_newer_generation_with_the_same_template_is_still_ours(clock):
 
 
 @pytest.mark.parametrize(
-    ("state", "tables", "listings"),
+    ("state", "tables", "listings", "done", "problems"),
     [
-        pytest.param((obj("daemonset", **DONE), ALL_READY), 1, 0, id="a finished rollout is confirmed from the table alone"),
-        pytest.param((MID_ROLLOUT, ONE_FAILING), 0, 1, id="an unfinished one has its pods listed for the diagnosis"),
+        pytest.param((obj("daemonset", **DONE), ALL_READY), 1, 0, True, 0, id="a finished rollout is confirmed from the table alone"),
+        pytest.param((MID_ROLLOUT, ALL_READY[:2]), 1, 0, False, 0, id="an unfinished one without a problem: the table alone"),
+        pytest.param((MID_ROLLOUT, ONE_FAILING), 1, 1, False, 1, id="a row that shows a pull failure: the pods in full, for the diagnosis"),
+        pytest.param((MID_ROLLOUT, ALL_READY[:2] + [pending_pod("kubernetes-image-puller-x")]), 1, 0, False, 0,
+                     id="a pod the scheduler has not got to: read alone, no listing"),
+        pytest.param((MID_ROLLOUT, ALL_READY[:2] + [pending_pod("kubernetes-image-puller-x", refused=True)]), 1, 1, False, 1,
+                     id="a pod the scheduler refused: the pods in full"),
     ],
 )
-def test_look_without_waiting_reads_pods_in_full_only_when_the_rollout_is_not_done(clock, state, tables, listings):
+def test_look_without_waiting_reads_pods_in_full_only_for_a_problem_to_explain(clock, state, tables, listings, done, problems):
     api = ScriptedApi(clock, state)
     seen = rollout.look(api)
     assert (api.tables, api.listings) == (tables, listings)
-    assert seen.state.done is (tables == 1)
+    assert seen.state.done is done
+    assert len(seen.problems) == problems
 
 
 def test_diagnoses_of_a_slow_healthy_rollout_come_less_and_less_often(clock):
