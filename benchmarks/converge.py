@@ -36,6 +36,7 @@ import http.client
 import http.server
 import json
 import os
+import resource
 import ssl
 import statistics
 import subprocess
@@ -54,8 +55,9 @@ BIN = Path(sys.executable).parent
 NAMESPACE = "bench-converge"
 NAME = "bench-puller"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
-# Where the role's lag goes: a callback that notes (CLOCK_MONOTONIC, shared by every process here) when the rollout
-# module's result reached ansible-playbook and when the play ended; the process's exit is the rest.
+# Where the role's time goes: a callback that notes (CLOCK_MONOTONIC, shared by every process here) when the rollout
+# module's task started (before it: Ansible's start and the tasks before the module), when its result reached
+# ansible-playbook and when the play ended; the process's exit is the rest.
 STAMPS_CALLBACK = """
 import os, time
 from ansible.plugins.callback import CallbackBase
@@ -69,6 +71,10 @@ class CallbackModule(CallbackBase):
     def _stamp(self, what):
         with open(os.environ["BENCH_STAMPS"], "a", encoding="utf-8") as out:
             out.write(f"{what} {time.monotonic()}\\n")
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        if task.action.endswith("image_puller_daemonset"):
+            self._stamp("module_start")
 
     def v2_runner_on_ok(self, result, **_kwargs):
         if result._task.action.endswith("image_puller_daemonset"):
@@ -353,6 +359,13 @@ class Bench:
             ready = self.watch.last_ready
         return applied - self.last_start, ready - applied
 
+    def pre_apply_parts(self) -> tuple[float, float]:
+        """The last role run's time before the apply in two: its start -> the module's task starting (Ansible's start,
+        the settings check, the render) -> the new DaemonSet generation seen (the module's start, pre-flight, writes)."""
+        applied = self.generations.applied_after(self.last_start)
+        module_start = self.stamps.get("module_start", float("nan"))
+        return module_start - self.last_start, applied - module_start
+
     def lag_parts(self) -> tuple[float, float, float]:
         """The last role run's lag in three: last Ready -> the module's result in ansible-playbook -> the play's end
         (the tasks after the module) -> the process's exit."""
@@ -360,6 +373,34 @@ class Bench:
             ready = self.watch.last_ready
         module, stats, returned = (self.stamps.get(what, float("nan")) for what in ("module", "stats", "return"))
         return module - ready, stats - module, returned - stats
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+# The local cluster's processes, by the start of their /proc/<pid>/comm (15 characters at most).
+CLUSTER_PROCESSES = ("kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "kwok-controller")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) so far: of this process's finished children (the tools), and of each cluster process."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = {"tool": usage.ru_utime + usage.ru_stime}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8").strip()
+            if comm.startswith(CLUSTER_PROCESSES):
+                fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+                seconds[comm] = seconds.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+        except (OSError, IndexError, ValueError):
+            continue
+    return seconds
+
+
+def cpu_text(used: dict[str, float]) -> str:
+    return ", ".join(f"{key} {value:.1f}" for key, value in sorted(used.items(), key=lambda item: -item[1]))
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {key: after[key] - before.get(key, 0.0) for key in after}
 
 
 def start_cluster(nodes: int) -> None:
@@ -387,19 +428,25 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
     manifests = [bench.render(count, tag + 2 * rep + 1) for rep in range(reps)]
     log(f"{nodes}x{count}: first deploy (not timed)")
     bench.role(count, tag)
-    role_times, kubectl_times, role_lags, kubectl_lags, lag_parts = [], [], [], [], []
+    role_times, kubectl_times, role_lags, kubectl_lags, lag_parts, pre_apply = [], [], [], [], [], []
     role_phases, kubectl_phases = [], []
+    cpu: dict[str, list[dict[str, float]]] = {"role": [], "kubectl": []}
 
     def run_role(rep: int) -> None:
+        before = cpu_seconds()
         took, _out = bench.role(count, tag + 2 * rep + 2)
+        cpu["role"].append(cpu_used(before, cpu_seconds()))
         role_times.append(took)
         role_lags.append(bench.lag(bench.stamps["return"]))
         lag_parts.append(bench.lag_parts())
+        pre_apply.append(bench.pre_apply_parts())
         role_phases.append(bench.phases(bench.stamps["return"]))
 
     def run_kubectl(rep: int) -> None:
+        before = cpu_seconds()
         kubectl_times.append(bench.kubectl(manifests[rep]))
         returned = time.monotonic()
+        cpu["kubectl"].append(cpu_used(before, cpu_seconds()))
         kubectl_lags.append(bench.lag(returned))
         kubectl_phases.append(bench.phases(returned))
 
@@ -408,7 +455,10 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         for run in ((run_role, run_kubectl) if rep % 2 == 0 else (run_kubectl, run_role)):
             run(rep)
         log(f"{nodes}x{count} rep {rep + 1} ({'role' if rep % 2 == 0 else 'kubectl'} first): start -> applied -> last Ready: "
-            f"role {role_phases[-1][0]:.1f} + {role_phases[-1][1]:.1f} s, kubectl {kubectl_phases[-1][0]:.1f} + {kubectl_phases[-1][1]:.1f} s")
+            f"role {role_phases[-1][0]:.1f} ({pre_apply[-1][0]:.1f} + {pre_apply[-1][1]:.1f}) + {role_phases[-1][1]:.1f} s, "
+            f"kubectl {kubectl_phases[-1][0]:.1f} + {kubectl_phases[-1][1]:.1f} s")
+        log(f"{nodes}x{count} rep {rep + 1}: CPU seconds during each run: role {cpu_text(cpu['role'][-1])}; "
+            f"kubectl {cpu_text(cpu['kubectl'][-1])}")
         log(f"{nodes}x{count} rep {rep + 1}: role {role_times[-1]:.1f}s (lag {role_lags[-1]:.2f}s = "
             f"{' + '.join(f'{x:.2f}' for x in lag_parts[-1])}), kubectl {kubectl_times[-1]:.1f}s (lag {kubectl_lags[-1]:.2f}s)")
     last_role_tag = tag + 2 * reps + 2
@@ -424,6 +474,9 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         "role_reads": role_reads, "kubectl_reads": kubectl_reads, "load": os.getloadavg(), "profile": profiled,
         "role_all": role_times, "kubectl_all": kubectl_times,
         "lag_parts": [median([parts[i] for parts in lag_parts]) for i in range(3)],
+        "pre_apply": [median([parts[i] for parts in pre_apply]) for i in range(2)],
+        "cpu": {tool: {key: median([run.get(key, 0.0) for run in runs]) for key in (runs[0] if runs else {})}
+                for tool, runs in cpu.items()},
         "phases": {"role": [median([p[i] for p in role_phases]) for i in range(2)],
                    "kubectl": [median([p[i] for p in kubectl_phases]) for i in range(2)]},
     }
@@ -462,7 +515,8 @@ def measure_noop(bench: Bench, proxy: CountingProxy, nodes: int, count: int) -> 
     nan = float("nan")
     return {"size": f"{nodes}x{count}", "reps": 0, "role": nan, "kubectl": nan, "role_lag": nan, "kubectl_lag": nan,
             "noop_role": noop_role, "noop_kubectl": noop_kubectl, "role_reads": role_reads, "kubectl_reads": kubectl_reads,
-            "load": os.getloadavg(), "profile": [], "role_all": [], "kubectl_all": [], "lag_parts": [], "phases": {}}
+            "load": os.getloadavg(), "profile": [], "role_all": [], "kubectl_all": [], "lag_parts": [], "phases": {},
+            "pre_apply": [], "cpu": {}}
 
 
 def main() -> None:
@@ -505,6 +559,13 @@ def main() -> None:
             role, kubectl = row["phases"]["role"], row["phases"]["kubectl"]
             print(f"{row['size']}: start -> DaemonSet applied (medians): role {role[0]:.1f} s, kubectl {kubectl[0]:.1f} s; "
                   f"applied -> last pod Ready (the rollout itself): role {role[1]:.1f} s, kubectl {kubectl[1]:.1f} s")
+        if row["pre_apply"]:
+            print(f"{row['size']}: the role before the apply (medians): start -> the module's task {row['pre_apply'][0]:.1f} s "
+                  f"(Ansible's start, the settings check, the render), -> DaemonSet applied {row['pre_apply'][1]:.1f} s "
+                  f"(the module's start, pre-flight and writes)")
+        if row["cpu"]:
+            print(f"{row['size']}: CPU seconds during a deploy (medians; the machine has {os.cpu_count()} cores): "
+                  f"role run: {cpu_text(row['cpu']['role'])}; kubectl run: {cpu_text(row['cpu']['kubectl'])}")
         if row["lag_parts"]:
             ready_module, module_stats, stats_exit = row["lag_parts"]
             print(f"{row['size']}: the role's lag (medians): last Ready -> the module's result in ansible-playbook "
