@@ -280,7 +280,8 @@ summary_lines:
   description:
     - The summary M(kip.image_puller.image_puller_info) gives, as lines for a person, as in its
       RV(kip.image_puller.image_puller_info#module:summary_lines). First nodes ready out of eligible and images cached
-      on every eligible node, then one line per image an eligible node lacks, with the kubelet's reason.
+      on every eligible node, then one line per image an eligible node lacks, with the kubelet's reason (at most 20,
+      then one that says how many more).
     - When the DaemonSet's status says the rollout is complete, it comes from that status alone (every eligible node
       then runs every image), so a re-run reads no node and no pod; otherwise, and in check mode (where it describes
       the cluster as it is, not the dry run), from reading the nodes and the pods.

@@ -223,7 +223,9 @@ daemonsets:
   type: list
   elements: dict
 summary_lines:
-  description: The first line of RV(lines), then one line per image an eligible node lacks; the role ends a deploy with them.
+  description:
+    - The first line of RV(lines), then one line per image an eligible node lacks; the role ends a deploy with them.
+    - At most 20 lines of missing images, then one that says how many more (RV(summary.lacking) holds them all).
   returned: always
   type: list
   elements: str

@@ -31,6 +31,9 @@ RUNNING = "running"    # the container runs: the image is on the node
 FAILED = "failed"      # the pull or the container failed; reason and message are the kubelet's
 COMPLETED = "completed"  # image_puller_mode init: its init container ran and exited 0, so the image is on the node
 STATES = (WAITING, PULLING, RUNNING, FAILED, COMPLETED)
+# Lines per missing (image, node) pair in a summary's lines: at 1,000 nodes x 50 images mid-rollout there are
+# 50,000 pairs, which no job log should print; the summary's lacking list holds them all.
+LACKING_LINES = 20
 # The kubelet reports at most this many images in a Node's status (--node-status-max-images), largest first.
 NODE_STATUS_MAX_IMAGES = 50
 
@@ -297,10 +300,16 @@ def headline(summary: Mapping[str, Any], *, name: str, namespace: str) -> str:
             + ("" if summary["complete"] else f'; {len(summary["lacking"])} missing (image, node) pairs'))
 
 
-def describe_summary(summary: Mapping[str, Any], *, name: str, namespace: str) -> list[str]:
-    """The headline, then one line per image an eligible node lacks (what a deploy ends with)."""
-    return [headline(summary, name=name, namespace=namespace)] + [
-        f'{item["node"]}: {_image_text(item)}' for item in summary["lacking"]]
+def describe_summary(summary: Mapping[str, Any], *, name: str, namespace: str, limit: int = LACKING_LINES) -> list[str]:
+    """The headline, then one line per image an eligible node lacks (what a deploy ends with), at most limit of them
+    and then a line that says how many more (summary.lacking holds them all)."""
+    lacking = summary["lacking"]
+    shown = lacking if len(lacking) <= limit else lacking[:limit]
+    lines = [headline(summary, name=name, namespace=namespace)] + [f'{item["node"]}: {_image_text(item)}' for item in shown]
+    if len(shown) < len(lacking):
+        lines.append(f"... and {len(lacking) - len(shown)} more missing (image, node) pairs: "
+                     f"ansible-playbook kip.image_puller.status lists every node")
+    return lines
 
 
 def describe(result: Mapping[str, Any], summary: Mapping[str, Any], *, name: str, namespace: str) -> list[str]:

@@ -219,6 +219,26 @@ def test_the_summary_lines_are_the_headline_and_each_missing_image():
     ]
 
 
+@pytest.mark.parametrize(
+    ("limit", "shown", "more"),
+    [
+        pytest.param(3, 3, None, id="all pairs when they fit"),
+        pytest.param(5, 3, None, id="under the limit"),
+        pytest.param(2, 2, "... and 1 more missing (image, node) pairs: ansible-playbook kip.image_puller.status lists every node",
+                     id="cut, with a line that says how many more"),
+        pytest.param(0, 0, "... and 3 more missing (image, node) pairs: ansible-playbook kip.image_puller.status lists every node",
+                     id="the headline alone"),
+    ],
+)
+def test_the_summary_lines_stop_at_the_limit_and_say_how_many_more(limit, shown, more):
+    summary = info.summarize(info.report(obj("daemonset"), NODES, [ready_pod(), obj("pull_failing_pod"), unschedulable_pod()]))
+    lines = info.describe_summary(summary, name="kubernetes-image-puller", namespace="image-puller", limit=limit)
+    full = info.describe_summary(summary, name="kubernetes-image-puller", namespace="image-puller")
+    assert len(summary["lacking"]) == 3 and len(full) == 4
+    assert lines[:1 + shown] == full[:1 + shown]
+    assert lines[1 + shown:] == ([more] if more else [])
+
+
 def complete_rollout():
     """Every eligible node (kwok-node-0..2) runs a ready pod of the current template."""
     daemonset = obj("daemonset", **{"status.numberReady": 3, "status.numberAvailable": 3, "status.numberUnavailable": 0})
