@@ -49,9 +49,11 @@ def fixture_made(monkeypatch):
         return made[-1]
 
     monkeypatch.setattr(client, "new_module", new_module)
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield made
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +69,7 @@ def test_the_module_ends_with_its_result_and_leaves_the_objects_to_the_process_e
         client.run_module({}, run)
     assert exited.value.code == code
     assert made[0].ended == ended
+    assert gc.get_threshold()[0] == client.GC_YOUNG_THRESHOLD, "fewer collections while answers are parsed"
 
 
 def test_a_bug_is_not_hidden_and_nothing_is_frozen(made):
