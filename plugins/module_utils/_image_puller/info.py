@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import WAITING_PROBLEM_REASONS
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import MESSAGE_LINES, WAITING_PROBLEM_REASONS
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import name_of, owned_pods, target_node
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.mode import daemonset_images, image_containers, template_of
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, exclusion_reason, pod_tolerations, required_affinity_terms
@@ -31,9 +31,6 @@ RUNNING = "running"    # the container runs: the image is on the node
 FAILED = "failed"      # the pull or the container failed; reason and message are the kubelet's
 COMPLETED = "completed"  # image_puller_mode init: its init container ran and exited 0, so the image is on the node
 STATES = (WAITING, PULLING, RUNNING, FAILED, COMPLETED)
-# Lines per missing (image, node) pair in a summary's lines: at 1,000 nodes x 50 images mid-rollout there are
-# 50,000 pairs, which no job log should print; the summary's lacking list holds them all.
-LACKING_LINES = 20
 # The kubelet reports at most this many images in a Node's status (--node-status-max-images), largest first.
 NODE_STATUS_MAX_IMAGES = 50
 
@@ -300,9 +297,10 @@ def headline(summary: Mapping[str, Any], *, name: str, namespace: str) -> str:
             + ("" if summary["complete"] else f'; {len(summary["lacking"])} missing (image, node) pairs'))
 
 
-def describe_summary(summary: Mapping[str, Any], *, name: str, namespace: str, limit: int = LACKING_LINES) -> list[str]:
+def describe_summary(summary: Mapping[str, Any], *, name: str, namespace: str, limit: int = MESSAGE_LINES) -> list[str]:
     """The headline, then one line per image an eligible node lacks (what a deploy ends with), at most limit of them
-    and then a line that says how many more (summary.lacking holds them all)."""
+    and then a line that says how many more (summary.lacking holds them all): at 1,000 nodes x 50 images mid-rollout
+    there are 50,000 pairs, which no job log should print."""
     lacking = summary["lacking"]
     shown = lacking if len(lacking) <= limit else lacking[:limit]
     lines = [headline(summary, name=name, namespace=namespace)] + [f'{item["node"]}: {_image_text(item)}' for item in shown]
