@@ -214,6 +214,7 @@ def test_going_back_to_the_previous_images_finishes_with_the_pods_that_kept_them
     assert not module(definition=good).failed
     broken = module(definition=daemonset(restricted, "registry.example/java:17", "registry.example/app:pull-fails"), wait=False)
     assert not broken.failed, broken["msg"]
+    assert broken["summary_lines"][0].startswith(f"DaemonSet {restricted}/{NAME}: rollout under way, not waited for: "), broken["summary_lines"]
     wait_for(lambda: [pod for pod in pods_of(kubectl, restricted) if len(pod["spec"]["containers"]) == 2], timeout=60, interval=1,
              what="the rolling update to put a pod with the image that cannot be pulled on a node")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import MESSAGE_LINES, WAITING_PROBLEM_REASONS
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import MESSAGE_LINES, WAITING_PROBLEM_REASONS, describe_problems
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import name_of, owned_pods, target_node
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.mode import daemonset_images, image_containers, template_of
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, exclusion_reason, pod_tolerations, required_affinity_terms
@@ -308,6 +308,16 @@ def describe_summary(summary: Mapping[str, Any], *, name: str, namespace: str, l
         lines.append(f"... and {len(lacking) - len(shown)} more missing (image, node) pairs: "
                      f"ansible-playbook kip.image_puller.status lists every node")
     return lines
+
+
+def describe_progress(status: Mapping[str, Any], problems: list[Mapping[str, Any]], *, name: str, namespace: str) -> list[str]:
+    """A rollout not waited for, from what the look at it read (the DaemonSet's status counts, the problems it
+    found): one headline, then the problems (at most MESSAGE_LINES). Which image is cached where takes every pod in
+    full (tens of megabytes at 1,000 nodes x 50 images), which the status playbook reads."""
+    headline_text = (f'DaemonSet {namespace}/{name}: rollout under way, not waited for: {status["ready"]}/{status["desired"]} '
+                     f'nodes ready, {status["updated"]} up to date; ansible-playbook kip.image_puller.status shows each node '
+                     f'and image')
+    return [headline_text] + (describe_problems(problems).splitlines() if problems else [])
 
 
 def describe(result: Mapping[str, Any], summary: Mapping[str, Any], *, name: str, namespace: str) -> list[str]:

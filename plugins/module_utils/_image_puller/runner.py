@@ -120,11 +120,11 @@ def _run(module: Any) -> dict[str, Any]:
         prepared = deploy.prepare(params, client, retrier, definitions, check_mode=module.check_mode)
     if len(definitions) == 1:
         result = _present(module, apis[0], definition, wait=wait, remaining=remaining, prepared=prepared)
-        result["summary_lines"] = _summary_lines(client, retrier, definition, result, check_mode=module.check_mode)
+        result["summary_lines"] = _summary_lines(client, retrier, definition, result, check_mode=module.check_mode, waited=wait)
     else:
         result = _present_all(module, apis, definitions, wait=wait, remaining=remaining, prepared=prepared)
         result["summary_lines"] = [line for one, d in zip(result["daemonsets"], definitions)
-                                   for line in _summary_lines(client, retrier, d, one, check_mode=module.check_mode)]
+                                   for line in _summary_lines(client, retrier, d, one, check_mode=module.check_mode, waited=wait)]
     if owners:
         # DaemonSets of this instance no longer wanted (another shape, an architecture gone), after the rollout
         _prune(module, client, retrier, namespace, owners, [api.name for api in apis], result, wait=wait, remaining=remaining)
@@ -182,12 +182,15 @@ def _present_all(module: Any, apis: list[DaemonSetApi], definitions: list[dict[s
 
 
 def _summary_lines(client: Any, retrier: Retrier, definition: dict[str, Any], result: dict[str, Any], *,
-                   check_mode: bool) -> list[str]:
+                   check_mode: bool, waited: bool) -> list[str]:
     """What image_puller_info's summary says: from the DaemonSet's status when that says the rollout is complete (no
-    node or pod read, so a no-op costs the same on any cluster), else, and in check mode (the cluster as it is, not
-    the dry run), from reading the nodes and pods as image_puller_info does."""
+    node or pod read, so a no-op costs the same on any cluster); for a rollout under way that was not waited for,
+    from what the look at it read (its counts and problems); else, and in check mode (the cluster as it is, not the
+    dry run), from reading the nodes and pods as image_puller_info does."""
     name, namespace = definition["metadata"]["name"], definition["metadata"]["namespace"]
     summary = None if check_mode else info.summary_from_status(result.get("result") or {})
+    if summary is None and not check_mode and not waited and result.get("result") and not readiness.rollout_status(result["result"])[0]:
+        return info.describe_progress(result["summary"], result.get("problems") or [], name=name, namespace=namespace)
     if summary is None:
         summary = info_runner.read(ClusterReader(client, retrier=retrier), name=name, namespace=namespace)["summary"]
     return info.describe_summary(summary, name=name, namespace=namespace)

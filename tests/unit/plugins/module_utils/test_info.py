@@ -270,3 +270,27 @@ def test_an_incomplete_status_says_nothing(changes):
     for path, value in changes.items():
         set_path(daemonset, path, value)
     assert info.summary_from_status(daemonset) is None
+
+
+@pytest.mark.parametrize(
+    ("problems", "lines"),
+    [
+        pytest.param([], 1, id="no problem: the headline alone"),
+        pytest.param([{"node": "kwok-node-1", "container": "broken", "image": "quay.io/example/app:pull-fails",
+                       "reason": "ImagePullBackOff", "message": "Back-off pulling image"}], 2, id="a problem: one line more"),
+        pytest.param([{"node": f"kwok-node-{i}", "container": "broken", "image": "quay.io/example/app:pull-fails",
+                       "reason": "ImagePullBackOff"} for i in range(25)], 22, id="25 problems: 20 lines and a count of the rest"),
+    ],
+)
+def test_a_rollout_not_waited_for_is_described_from_its_counts_and_problems(problems, lines):
+    status = {"desired": 1001, "ready": 250, "updated": 300}
+    described = info.describe_progress(status, problems, name="kubernetes-image-puller", namespace="image-puller")
+    assert described[0] == ("DaemonSet image-puller/kubernetes-image-puller: rollout under way, not waited for: 250/1001 nodes ready, "
+                            "300 up to date; ansible-playbook kip.image_puller.status shows each node and image")
+    assert len(described) == lines
+    if problems:
+        first = problems[0]
+        assert described[1] == f'image "quay.io/example/app:pull-fails" (container "broken") on node "{first["node"]}": ImagePullBackOff' + (
+            ": Back-off pulling image" if "message" in first else "")
+    if len(problems) > 20:
+        assert described[-1] == "... and 5 more (see 'problems' in the result)"
