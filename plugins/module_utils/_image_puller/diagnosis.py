@@ -152,12 +152,17 @@ def describe_problem(problem: Mapping[str, Any]) -> str:
     return text
 
 
-def describe_problems(problems: list[Mapping[str, Any]], *, limit: int = MESSAGE_LINES) -> str:
+def problem_lines(problems: list[Mapping[str, Any]], *, limit: int = MESSAGE_LINES) -> list[str]:
     """The problems one per line, at most limit lines and a count of the rest."""
     lines = [describe_problem(problem) for problem in problems[:limit]]
     if len(problems) > limit:
         lines.append(f"... and {len(problems) - limit} more (see 'problems' in the result)")
-    return "\n".join(lines)
+    return lines
+
+
+def describe_problems(problems: list[Mapping[str, Any]], *, limit: int = MESSAGE_LINES) -> str:
+    """problem_lines as one text, for a failure message."""
+    return "\n".join(problem_lines(problems, limit=limit))
 
 
 def hopeless(problems: Iterable[Mapping[str, Any]]) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import MESSAGE_LINES, WAITING_PROBLEM_REASONS, describe_problems
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.diagnosis import MESSAGE_LINES, WAITING_PROBLEM_REASONS, problem_lines
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.kube import name_of, owned_pods, target_node
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.mode import daemonset_images, image_containers, template_of
 from ansible_collections.kip.image_puller.plugins.module_utils._image_puller.nodes import NodeInfo, exclusion_reason, pod_tolerations, required_affinity_terms
@@ -302,7 +302,7 @@ def describe_summary(summary: Mapping[str, Any], *, name: str, namespace: str, l
     and then a line that says how many more (summary.lacking holds them all): at 1,000 nodes x 50 images mid-rollout
     there are 50,000 pairs, which no job log should print."""
     lacking = summary["lacking"]
-    shown = lacking if len(lacking) <= limit else lacking[:limit]
+    shown = lacking[:limit]
     lines = [headline(summary, name=name, namespace=namespace)] + [f'{item["node"]}: {_image_text(item)}' for item in shown]
     if len(shown) < len(lacking):
         lines.append(f"... and {len(lacking) - len(shown)} more missing (image, node) pairs: "
@@ -317,7 +317,7 @@ def describe_progress(status: Mapping[str, Any], problems: list[Mapping[str, Any
     headline_text = (f'DaemonSet {namespace}/{name}: rollout under way, not waited for: {status["ready"]}/{status["desired"]} '
                      f'nodes ready, {status["updated"]} up to date; ansible-playbook kip.image_puller.status shows each node '
                      f'and image')
-    return [headline_text] + (describe_problems(problems).splitlines() if problems else [])
+    return [headline_text] + problem_lines(problems)
 
 
 def describe(result: Mapping[str, Any], summary: Mapping[str, Any], *, name: str, namespace: str) -> list[str]:
