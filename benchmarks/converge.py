@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime
 import http.client
 import http.server
 import json
@@ -86,7 +87,8 @@ class CallbackModule(CallbackBase):
 
 
 def log(text: str) -> None:
-    print(f"[converge] {text}", file=sys.stderr, flush=True)
+    # UTC, as the cluster's component logs (~/.cache/kip-image-puller/cluster/kwok/clusters/kip/logs) write it
+    print(f"[converge {datetime.datetime.now(datetime.timezone.utc):%H:%M:%S}] {text}", file=sys.stderr, flush=True)
 
 
 def images(count: int, tag: int) -> list[dict]:
@@ -433,6 +435,7 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
     cpu: dict[str, list[dict[str, float]]] = {"role": [], "kubectl": []}
 
     def run_role(rep: int) -> None:
+        log(f"{nodes}x{count} rep {rep + 1}: the role deploys")
         before = cpu_seconds()
         took, _out = bench.role(count, tag + 2 * rep + 2)
         cpu["role"].append(cpu_used(before, cpu_seconds()))
@@ -443,6 +446,7 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         role_phases.append(bench.phases(bench.stamps["return"]))
 
     def run_kubectl(rep: int) -> None:
+        log(f"{nodes}x{count} rep {rep + 1}: kubectl deploys")
         before = cpu_seconds()
         kubectl_times.append(bench.kubectl(manifests[rep]))
         returned = time.monotonic()
@@ -479,6 +483,11 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
                 for tool, runs in cpu.items()},
         "phases": {"role": [median([p[i] for p in role_phases]) for i in range(2)],
                    "kubectl": [median([p[i] for p in kubectl_phases]) for i in range(2)]},
+        # what each tool adds to the rollout: start -> applied, plus last Ready -> return
+        "own": {"role": [p[0] + lag for p, lag in zip(role_phases, role_lags)],
+                "kubectl": [p[0] + lag for p, lag in zip(kubectl_phases, kubectl_lags)]},
+        "rollouts": {tool: [(p[1], run.get("kwok-controller", 0.0)) for p, run in zip(phases, cpu[tool])]
+                     for tool, phases in (("role", role_phases), ("kubectl", kubectl_phases))},
     }
 
 
@@ -559,6 +568,14 @@ def main() -> None:
             role, kubectl = row["phases"]["role"], row["phases"]["kubectl"]
             print(f"{row['size']}: start -> DaemonSet applied (medians): role {role[0]:.1f} s, kubectl {kubectl[0]:.1f} s; "
                   f"applied -> last pod Ready (the rollout itself): role {role[1]:.1f} s, kubectl {kubectl[1]:.1f} s")
+        if row.get("own"):
+            role, kubectl = median(row["own"]["role"]), median(row["own"]["kubectl"])
+            print(f"{row['size']}: each tool's own time (start -> applied, plus last Ready -> return; medians): role {role:.2f} s, "
+                  f"kubectl {kubectl:.2f} s, {role - kubectl:+.2f} s; per run: role "
+                  f"{', '.join(f'{x:.2f}' for x in row['own']['role'])}, kubectl {', '.join(f'{x:.2f}' for x in row['own']['kubectl'])}")
+            print(f"{row['size']}: the rollouts themselves (applied -> last Ready, with kwok-controller's CPU seconds): "
+                  + "; ".join(f"{tool} " + ", ".join(f"{took:.1f} s ({kwok:.0f})" for took, kwok in runs)
+                              for tool, runs in row["rollouts"].items()))
         if row["pre_apply"]:
             print(f"{row['size']}: the role before the apply (medians): start -> the module's task {row['pre_apply'][0]:.1f} s "
                   f"(Ansible's start, the settings check, the render), -> DaemonSet applied {row['pre_apply'][1]:.1f} s "
