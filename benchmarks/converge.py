@@ -214,6 +214,8 @@ class CountingProxy:
         self.kube = kube
         self.requests = 0
         self.bytes = 0
+        # each request: (when it ended, method, path with query, response bytes)
+        self.seen: list[tuple[float, str, str, int]] = []
         self.lock = threading.Lock()
         proxy = self
 
@@ -247,6 +249,7 @@ class CountingProxy:
                 with proxy.lock:
                     proxy.requests += 1
                     proxy.bytes += sent
+                    proxy.seen.append((time.monotonic(), self.command, self.path, sent))
                 upstream.close()
 
             def _forward_quietly(self):
@@ -276,6 +279,7 @@ class CountingProxy:
     def reset(self) -> None:
         with self.lock:
             self.requests = self.bytes = 0
+            self.seen = []
 
 
 class Bench:
@@ -405,6 +409,49 @@ def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, flo
     return {key: after[key] - before.get(key, 0.0) for key in after}
 
 
+class LaggingCluster:
+    """How often the cluster's controllers acted on a stale view during a run, from the local cluster's component logs.
+
+    A saturated API server delivers watch events late, and a controller whose
+    cache lags its own writes repeats work. kwok then plays its pod-ready stage
+    again on a pod it has already made ready, and the patch fails (the pod would
+    get a second IP: "failed to apply stage" ... "podIPs"). The DaemonSet
+    controller refuses to sync until its cache has seen its own writes ("is not
+    as new as written version") and retries with back-off. Counted per run
+    (from the logs' sizes at its start), to tell a rollout the cluster slowed
+    down from one the tool did.
+    """
+
+    # each sign: the log, and the strings its lines contain
+    SIGNS = {"kwok ready replays": ("kwok-controller.log", (b'"failed to apply stage"', b"podIPs")),
+             "stale syncs": ("kube-controller-manager.log", (b"is not as new as written version",))}
+
+    def __init__(self, kubeconfig: str) -> None:
+        self.logs = Path(kubeconfig).parent / "logs"
+        self.offsets: dict[str, int] = {}
+
+    def mark(self) -> None:
+        self.offsets = {name: self._size(name) for name, _strings in self.SIGNS.values()}
+
+    def _size(self, name: str) -> int:
+        try:
+            return (self.logs / name).stat().st_size
+        except OSError:
+            return 0
+
+    def counts(self) -> dict[str, int]:
+        """Each sign's lines since mark() (empty without the local cluster's logs)."""
+        found: dict[str, int] = {}
+        for what, (name, strings) in self.SIGNS.items():
+            try:
+                with (self.logs / name).open("rb") as handle:
+                    handle.seek(self.offsets.get(name, 0))
+                    found[what] = sum(all(part in line for part in strings) for line in handle)
+            except OSError:
+                continue
+        return found
+
+
 def start_cluster(nodes: int) -> None:
     log(f"starting the cluster with {nodes} nodes")
     env = dict(os.environ, CLUSTER_NODES=str(nodes - 1), CLUSTER_ARCH_POOL="0")  # cluster.sh adds one tainted gpu node
@@ -433,12 +480,16 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
     role_times, kubectl_times, role_lags, kubectl_lags, lag_parts, pre_apply = [], [], [], [], [], []
     role_phases, kubectl_phases = [], []
     cpu: dict[str, list[dict[str, float]]] = {"role": [], "kubectl": []}
+    lagging = LaggingCluster(bench.kube.kubeconfig)
+    stale: dict[str, list[dict[str, int]]] = {"role": [], "kubectl": []}
 
     def run_role(rep: int) -> None:
         log(f"{nodes}x{count} rep {rep + 1}: the role deploys")
+        lagging.mark()
         before = cpu_seconds()
         took, _out = bench.role(count, tag + 2 * rep + 2)
         cpu["role"].append(cpu_used(before, cpu_seconds()))
+        stale["role"].append(lagging.counts())
         role_times.append(took)
         role_lags.append(bench.lag(bench.stamps["return"]))
         lag_parts.append(bench.lag_parts())
@@ -447,10 +498,12 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
 
     def run_kubectl(rep: int) -> None:
         log(f"{nodes}x{count} rep {rep + 1}: kubectl deploys")
+        lagging.mark()
         before = cpu_seconds()
         kubectl_times.append(bench.kubectl(manifests[rep]))
         returned = time.monotonic()
         cpu["kubectl"].append(cpu_used(before, cpu_seconds()))
+        stale["kubectl"].append(lagging.counts())
         kubectl_lags.append(bench.lag(returned))
         kubectl_phases.append(bench.phases(returned))
 
@@ -463,6 +516,7 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
             f"kubectl {kubectl_phases[-1][0]:.1f} + {kubectl_phases[-1][1]:.1f} s")
         log(f"{nodes}x{count} rep {rep + 1}: CPU seconds during each run: role {cpu_text(cpu['role'][-1])}; "
             f"kubectl {cpu_text(cpu['kubectl'][-1])}")
+        log(f"{nodes}x{count} rep {rep + 1}: signs of a lagging cluster: role {stale['role'][-1]}, kubectl {stale['kubectl'][-1]}")
         log(f"{nodes}x{count} rep {rep + 1}: role {role_times[-1]:.1f}s (lag {role_lags[-1]:.2f}s = "
             f"{' + '.join(f'{x:.2f}' for x in lag_parts[-1])}), kubectl {kubectl_times[-1]:.1f}s (lag {kubectl_lags[-1]:.2f}s)")
     last_role_tag = tag + 2 * reps + 2
@@ -486,7 +540,7 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         # what each tool adds to the rollout: start -> applied, plus last Ready -> return
         "own": {"role": [p[0] + lag for p, lag in zip(role_phases, role_lags)],
                 "kubectl": [p[0] + lag for p, lag in zip(kubectl_phases, kubectl_lags)]},
-        "rollouts": {tool: [(p[1], run.get("kwok-controller", 0.0)) for p, run in zip(phases, cpu[tool])]
+        "rollouts": {tool: [(p[1], run.get("kwok-controller", 0.0), signs) for p, run, signs in zip(phases, cpu[tool], stale[tool])]
                      for tool, phases in (("role", role_phases), ("kubectl", kubectl_phases))},
     }
 
@@ -573,8 +627,10 @@ def main() -> None:
             print(f"{row['size']}: each tool's own time (start -> applied, plus last Ready -> return; medians): role {role:.2f} s, "
                   f"kubectl {kubectl:.2f} s, {role - kubectl:+.2f} s; per run: role "
                   f"{', '.join(f'{x:.2f}' for x in row['own']['role'])}, kubectl {', '.join(f'{x:.2f}' for x in row['own']['kubectl'])}")
-            print(f"{row['size']}: the rollouts themselves (applied -> last Ready, with kwok-controller's CPU seconds): "
-                  + "; ".join(f"{tool} " + ", ".join(f"{took:.1f} s ({kwok:.0f})" for took, kwok in runs)
+            print(f"{row['size']}: the rollouts themselves (applied -> last Ready; in brackets kwok-controller's CPU seconds "
+                  f"and the signs of a lagging cluster, {' / '.join(LaggingCluster.SIGNS)}): "
+                  + "; ".join(f"{tool} " + ", ".join(f"{took:.1f} s ({kwok:.0f} s, {' / '.join(str(n) for n in signs.values()) or '-'})"
+                                                     for took, kwok, signs in runs)
                               for tool, runs in row["rollouts"].items()))
         if row["pre_apply"]:
             print(f"{row['size']}: the role before the apply (medians): start -> the module's task {row['pre_apply'][0]:.1f} s "
