@@ -310,13 +310,17 @@ def describe_summary(summary: Mapping[str, Any], *, name: str, namespace: str, l
     return lines
 
 
-def describe_progress(status: Mapping[str, Any], problems: list[Mapping[str, Any]], *, name: str, namespace: str) -> list[str]:
+def describe_progress(status: Mapping[str, Any], problems: list[Mapping[str, Any]], *, name: str, namespace: str,
+                      unobserved: str | None = None) -> list[str]:
     """A rollout not waited for, from what the look at it read (the DaemonSet's status counts, the problems it
     found): one headline, then the problems (at most MESSAGE_LINES). Which image is cached where takes every pod in
-    full (tens of megabytes at 1,000 nodes x 50 images), which the status playbook reads."""
-    headline_text = (f'DaemonSet {namespace}/{name}: rollout under way, not waited for: {status["ready"]}/{status["desired"]} '
-                     f'nodes ready, {status["updated"]} up to date; ansible-playbook kip.image_puller.status shows each node '
-                     f'and image')
+    full (tens of megabytes at 1,000 nodes x 50 images), which the status playbook reads.
+
+    unobserved: readiness.generation_unobserved of the DaemonSet; the counts are then the previous template's (all
+    up to date, until the controller takes up the new one), so they are left out."""
+    progress = unobserved or f'{status["ready"]}/{status["desired"]} nodes ready, {status["updated"]} up to date'
+    headline_text = (f'DaemonSet {namespace}/{name}: rollout under way, not waited for: {progress}; '
+                     f'ansible-playbook kip.image_puller.status shows each node and image')
     return [headline_text] + problem_lines(problems)
 
 

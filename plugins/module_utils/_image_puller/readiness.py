@@ -34,13 +34,11 @@ def rollout_status(daemonset: Mapping[str, Any]) -> tuple[bool, str]:
     numberAvailable >= desired. With the OnDelete strategy pods change only
     when someone deletes them, so the updated count is not waited for.
     """
-    metadata = daemonset.get("metadata") or {}
     spec = daemonset.get("spec") or {}
     status = daemonset.get("status") or {}
-    generation = metadata.get("generation")
-    observed = status.get("observedGeneration")
-    if generation is not None and (observed is None or observed < generation):
-        return False, f"the DaemonSet controller has not yet observed generation {generation} (observed: {observed})"
+    unobserved = generation_unobserved(daemonset)
+    if unobserved:
+        return False, unobserved
     desired = status.get("desiredNumberScheduled") or 0
     updated = status.get("updatedNumberScheduled") or 0
     available = status.get("numberAvailable") or 0
@@ -50,6 +48,16 @@ def rollout_status(daemonset: Mapping[str, Any]) -> tuple[bool, str]:
     if available < desired:
         return False, f"{available} of {desired} updated pods available"
     return True, f"{desired} of {desired} pods updated and available"
+
+
+def generation_unobserved(daemonset: Mapping[str, Any]) -> str | None:
+    """Why the status's counts are still those of an earlier template (the controller has not observed the current
+    generation), or None when they are the current template's."""
+    generation = (daemonset.get("metadata") or {}).get("generation")
+    observed = (daemonset.get("status") or {}).get("observedGeneration")
+    if generation is not None and (observed is None or observed < generation):
+        return f"the DaemonSet controller has not yet observed generation {generation} (observed: {observed})"
+    return None
 
 
 def pod_is_updated(pod: Mapping[str, Any], daemonset: Mapping[str, Any], revision_hash: str | None = None) -> bool:

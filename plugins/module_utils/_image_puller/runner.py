@@ -190,7 +190,8 @@ def _summary_lines(client: Any, retrier: Retrier, definition: dict[str, Any], re
     name, namespace = definition["metadata"]["name"], definition["metadata"]["namespace"]
     summary = None if check_mode else info.summary_from_status(result.get("result") or {})
     if summary is None and not check_mode and not waited and not readiness.rollout_status(result.get("result") or {})[0]:
-        return info.describe_progress(result["summary"], result.get("problems") or [], name=name, namespace=namespace)
+        return info.describe_progress(result["summary"], result.get("problems") or [], name=name, namespace=namespace,
+                                      unobserved=readiness.generation_unobserved(result.get("result") or {}))
     if summary is None:
         summary = info_runner.read(ClusterReader(client, retrier=retrier), name=name, namespace=namespace)["summary"]
     return info.describe_summary(summary, name=name, namespace=namespace)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import info
+from ansible_collections.kip.image_puller.plugins.module_utils._image_puller import info, readiness
 from ansible_collections.kip.image_puller.tests.unit.plugins.module_utils._daemonset_fixtures import DELETE, obj, set_path
 
 DIGEST = "sha256:" + "ab" * 32
@@ -294,3 +294,14 @@ def test_a_rollout_not_waited_for_is_described_from_its_counts_and_problems(prob
             ": Back-off pulling image" if "message" in first else "")
     if len(problems) > 20:
         assert described[-1] == "... and 5 more (see 'problems' in the result)"
+
+
+def test_a_rollout_the_controller_has_not_taken_up_shows_no_counts_of_the_previous_template():
+    daemonset = {"metadata": {"generation": 3},
+                 "status": {"observedGeneration": 2, "desiredNumberScheduled": 1001, "numberReady": 1001, "updatedNumberScheduled": 1001}}
+    status = {"desired": 1001, "ready": 1001, "updated": 1001}
+    described = info.describe_progress(status, [], name="kubernetes-image-puller", namespace="image-puller",
+                                       unobserved=readiness.generation_unobserved(daemonset))
+    assert described == ["DaemonSet image-puller/kubernetes-image-puller: rollout under way, not waited for: the DaemonSet "
+                         "controller has not yet observed generation 3 (observed: 2); ansible-playbook kip.image_puller.status "
+                         "shows each node and image"]

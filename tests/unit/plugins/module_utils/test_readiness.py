@@ -49,6 +49,9 @@ THREE_READY = [ready_pod("kwok-node-0"), ready_pod("kwok-node-1"), ready_pod("kw
 )
 def test_rollout_status_is_kubectls_rule(daemonset, done, waiting_for):
     assert readiness.rollout_status(daemonset) == (done, waiting_for)
+    # the first part of the rule on its own: are the status's counts the current template's?
+    unobserved = waiting_for if waiting_for.startswith("the DaemonSet controller has not yet observed") else None
+    assert readiness.generation_unobserved(daemonset) == unobserved
 
 
 @pytest.mark.parametrize(
