@@ -286,8 +286,9 @@ summary_lines:
       then runs every image), so a re-run reads no node and no pod. With O(wait=false) and a rollout still under way,
       a headline from the status's counts (or, before the DaemonSet controller has observed the new template, that
       it has not, since the counts are still the previous template's), then the problems the look at the pods found
-      (which image is cached where takes every pod in full; C(ansible-playbook kip.image_puller.status) reads them). Otherwise, and in check mode
-      (where it describes the cluster as it is, not the dry run), from reading the nodes and the pods.
+      (which image is cached where takes every pod in full; C(ansible-playbook kip.image_puller.status) reads them).
+      Otherwise, and in check mode (where it describes the cluster as it is, not the dry run), from reading the nodes
+      and the pods.
   returned: O(state=present), unless the module failed
   type: list
   elements: str
