@@ -191,12 +191,43 @@ def discover(client: Any, kind: str, api_version: str) -> Any | None:
     while /readyz says not ready raises retry.Starting, which the caller's
     Retrier waits out like an outage; a miss on a ready server is believed.
     """
+    if "/" in api_version and not _group_version_cached(client, api_version) and not _serves(client, api_version):
+        return _not_served(client, kind, api_version)
     try:
         return client.resource(kind, api_version)
     except ResourceNotFoundError:
-        if server_ready(client) is False:
-            raise Starting(f"the API server is starting and lists no {kind} ({api_version}) yet") from None
-        return None
+        return _not_served(client, kind, api_version)
+
+
+def _not_served(client: Any, kind: str, api_version: str) -> None:
+    if server_ready(client) is False:
+        raise Starting(f"the API server is starting and lists no {kind} ({api_version}) yet")
+    return None
+
+
+def _group_version_cached(client: Any, api_version: str) -> bool:
+    """Whether kubernetes.core's discovery cache knows the group version (an API group, not the core one)."""
+    group, version = api_version.split("/", 1)
+    groups = client.client.resources.parse_api_groups(request_resources=False)
+    return version in ((groups.get("apis") or {}).get(group) or {})
+
+
+def _serves(client: Any, api_version: str) -> bool:
+    """Whether the API server serves a group version its cached discovery lacks, asked at /apis/<group>/<version>.
+
+    A lookup that misses the cache makes kubernetes.core throw the whole cache away and read it again (the server's
+    version, its groups, then each group's resources as they are used): a dozen requests in a pre-flight on a cluster
+    without, say, OpenShift's quota API. One request says the same. A refusal to answer is left to the lookup.
+    """
+    try:
+        client.client.request("get", f"/apis/{api_version}", serialize=False)
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        if api_status(exc) == 404:
+            return False
+        if api_status(exc) in (401, 403):
+            return True
+        raise
+    return True
 
 
 def server_ready(client: Any) -> bool | None:

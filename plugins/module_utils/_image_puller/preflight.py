@@ -108,6 +108,18 @@ class ClusterReader:
             if not token:
                 return
 
+    def first(self, kind: str, api_version: str, *, namespace: str | None = None, label_selector: str | None = None) -> dict[str, Any] | None:
+        """One object of a kind (a list with limit 1, in full), or None when none is selected: what a sample needs,
+        without the API server reading or converting the others."""
+        resource = self._required(kind, api_version)
+        try:
+            response = self.retrier.call(f"could not list {kind} ({api_version})", lambda: self.dynamic.get(
+                resource, namespace=namespace, label_selector=label_selector, limit=1, serialize=False))
+        except DynamicApiError as exc:
+            where = f" in namespace {namespace}" if namespace else ""
+            raise api_error(exc, f"list {kind} ({api_version}){where}") from exc
+        return next(iter(json.loads(response.data).get("items") or []), None)
+
     def tables(self, kind: str, api_version: str, *, namespace: str | None = None, label_selector: str | None = None,
                include_object: str = "None") -> Iterator[dict[str, Any]]:
         """Every object of a kind as server-side Table pages (api.read_table), page by page (limit + continue)."""
@@ -304,13 +316,14 @@ def current_pods(reader: ClusterReader, daemonset: dict[str, Any]) -> PodTally:
     seen: list[str] = []
     while True:
         others = f"{REVISION_HASH_LABEL} notin ({','.join(seen)})" if seen else ""
-        rows = reader.pod_rows(namespace, _all_of(selector, REVISION_HASH_LABEL, others))
-        sample = next((pod for pod in (reader.get("Pod", "v1", row["pod"], namespace=namespace) for row in rows) if pod is not None), None)
+        sample = reader.first("Pod", "v1", namespace=namespace, label_selector=_all_of(selector, REVISION_HASH_LABEL, others))
         if sample is None:
-            return tally  # no pod of another revision, or every one listed was deleted since
+            return tally  # no pod of another revision
         revision = ((sample.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL)
         if not revision:
-            continue  # relabelled since the list: the next list leaves it out
+            # an empty hash (not the DaemonSet controller's doing) names no revision to select by: count the rest in full
+            count_in_full(_all_of(selector, REVISION_HASH_LABEL, others))
+            return tally
         seen.append(revision)
         of_revision = _all_of(selector, f"{REVISION_HASH_LABEL}={revision}")
         members = [row for row in reader.pod_rows(namespace, of_revision) if row["pod"] != sample["metadata"]["name"]]

@@ -44,8 +44,18 @@ class Answer:
         return json.loads(self.data)
 
 
+class Discovery:
+    """kubernetes.core's discovery cache, knowing apps/v1 (DaemonSetApi's one API group): the lookups never miss it."""
+
+    @staticmethod
+    def parse_api_groups(request_resources=False):
+        return {"apis": {"apps": {"v1": object()}}}
+
+
 class Dynamic:
     """Each call takes the next scripted outcome: an exception to raise, or an object to answer with."""
+
+    resources = Discovery()
 
     def __init__(self, *outcomes):
         self.outcomes = list(outcomes)

@@ -155,14 +155,19 @@ def test_an_outage_ends_when_the_server_answers_and_a_new_one_has_its_own_start(
 
 
 class StartingServer:
-    """Shaped like kubernetes.core's K8SClient (resource(), client.request()) for a server that lists its APIs late.
+    """Shaped like kubernetes.core's K8SClient (resource(), client.request(), client.resources) for a server that lists
+    its APIs late.
 
-    discovery: per call of resource(), whether the kind is listed; readyz: per /readyz request, an exception or None (200).
+    discovery: per call of resource(), whether the kind is listed; readyz: per /readyz request, an exception or None
+    (200); cached: whether kubernetes.core's discovery cache knows the group version; served: per request of
+    /apis/<group>/<version> (asked when the cache does not know it), an exception or None (200).
     """
 
-    def __init__(self, discovery, readyz):
-        self.discovery, self.readyz = list(discovery), list(readyz)
+    def __init__(self, discovery, readyz, *, cached=True, served=()):
+        self.discovery, self.readyz, self.served = list(discovery), list(readyz), list(served)
+        self.cached = cached
         self.client = self
+        self.resources = self
         self.requests = []
 
     def resource(self, kind, api_version):
@@ -170,9 +175,13 @@ class StartingServer:
             raise client.ResourceNotFoundError(f"No matches found for {kind} {api_version}")
         return f"{api_version}/{kind}"
 
+    def parse_api_groups(self, request_resources=False):
+        assert not request_resources
+        return {"apis": {"apps": {"v1": object()}} if self.cached else {"batch": {"v1": object()}}}
+
     def request(self, method, path, **_params):
         self.requests.append((method, path))
-        outcome = self.readyz.pop(0)
+        outcome = (self.readyz if path == "/readyz" else self.served).pop(0)
         if outcome is not None:
             raise outcome
 
@@ -197,6 +206,26 @@ def test_discovery_during_a_start_is_waited_out(discovery, readyz, found, sleeps
     assert fake.sleeps == sleeps
     assert server.discovery == [] and server.readyz == []
     assert all(request == ("get", "/readyz") for request in server.requests)
+
+
+@pytest.mark.parametrize(
+    ("served", "discovery", "readyz", "found", "requests"),
+    [
+        pytest.param([ApiError(404)], [], [None], None, ["/apis/apps/v1", "/readyz"],
+                     id="not served, said by one request: the cache is not thrown away"),
+        pytest.param([None], [True], [], "apps/v1/DaemonSet", ["/apis/apps/v1"], id="served since the cache was written: looked up"),
+        pytest.param([ApiError(403, "Forbidden")], [False], [None], None, ["/apis/apps/v1", "/readyz"],
+                     id="the group's discovery forbidden: the lookup decides"),
+        pytest.param([ApiError(404), None], [True], [ApiError(503)], "apps/v1/DaemonSet", ["/apis/apps/v1", "/readyz", "/apis/apps/v1"],
+                     id="not served while starting: waited for until served"),
+    ],
+)
+def test_a_group_version_the_discovery_cache_lacks_is_asked_for_directly(served, discovery, readyz, found, requests):
+    fake = FakeTime()
+    server = StartingServer(discovery, readyz, cached=False, served=served)
+    assert make(60, fake).call("could not discover", lambda: client.discover(server, "DaemonSet", "apps/v1")) == found
+    assert [path for _method, path in server.requests] == requests
+    assert server.discovery == [] and server.readyz == [] and server.served == []
 
 
 def test_a_server_that_never_gets_ready_fails_at_the_deadline_saying_why():
