@@ -589,7 +589,13 @@ def main() -> None:
     parser.add_argument("--no-start", action="store_true", help="use the running cluster as it is (its node count is reported)")
     parser.add_argument("--profile", action="store_true", help="also run one deploy with the profile_tasks callback")
     parser.add_argument("--noop-only", action="store_true", help="only the no-ops, on the DaemonSet as it stands (with --no-start)")
+    parser.add_argument("--ansible-cfg", metavar="PATH", help="run ansible-playbook with this configuration file (ANSIBLE_CONFIG), "
+                        "for example one that sets internal_poll_interval; default: Ansible's defaults")
     args = parser.parse_args()
+    env = dict(os.environ)
+    if args.ansible_cfg:
+        env["ANSIBLE_CONFIG"] = str(Path(args.ansible_cfg).resolve())
+        log(f"ansible-playbook runs with ANSIBLE_CONFIG={env['ANSIBLE_CONFIG']}:\n{Path(args.ansible_cfg).read_text(encoding='utf-8')}")
     kubeconfig = os.environ.get("K8S_AUTH_KUBECONFIG") or os.environ.get("KUBECONFIG")
     if not kubeconfig:
         sys.exit("no kubeconfig: run through `make bench`, or set KUBECONFIG to the local cluster's")
@@ -601,7 +607,7 @@ def main() -> None:
                 start_cluster(nodes)
             kube = Kube(subprocess.run([str(CLUSTER_SH), "kubeconfig"], capture_output=True, text=True, check=True).stdout.strip()
                         if not args.no_start else kubeconfig)
-            bench = Bench(kube, Path(work), dict(os.environ))
+            bench = Bench(kube, Path(work), env)
             proxy = CountingProxy(kube)
             if args.noop_only:
                 rows.append(measure_noop(bench, proxy, nodes, count))
