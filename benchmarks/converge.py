@@ -638,6 +638,17 @@ def main() -> None:
                   + "; ".join(f"{tool} " + ", ".join(f"{took:.1f} s ({kwok:.0f} s, {' / '.join(str(n) for n in signs.values()) or '-'})"
                                                      for took, kwok, signs in runs)
                               for tool, runs in row["rollouts"].items()))
+        if row.get("own"):
+            # the same repetition ran both tools one after the other: the pair's difference leaves out the drift between
+            # repetitions, and the pairs in which kwok replayed on neither side leave out its episodes
+            pairs = [role - kubectl for role, kubectl in zip(row["role_all"], row["kubectl_all"])]
+            replays = next(iter(LaggingCluster.SIGNS))
+            quiet = [pair for pair, (_r, _c, role_signs), (_k, _d, kubectl_signs)
+                     in zip(pairs, row["rollouts"]["role"], row["rollouts"]["kubectl"])
+                     if not role_signs.get(replays) and not kubectl_signs.get(replays)]
+            print(f"{row['size']}: role - kubectl deploy per repetition {', '.join(f'{pair:+.1f}' for pair in pairs)} s, "
+                  f"median {median(pairs):+.1f} s; in the {len(quiet)} without {replays} on either side: "
+                  f"{', '.join(f'{pair:+.1f}' for pair in quiet) or '-'} s" + (f", median {median(quiet):+.1f} s" if quiet else ""))
         if row["pre_apply"]:
             print(f"{row['size']}: the role before the apply (medians): start -> the module's task {row['pre_apply'][0]:.1f} s "
                   f"(Ansible's start, the settings check, the render), -> DaemonSet applied {row['pre_apply'][1]:.1f} s "
