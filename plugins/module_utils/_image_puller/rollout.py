@@ -23,8 +23,10 @@ only when they can change the verdict, and then cheaply or rarely:
   after each look that found none (up to every MAX_DIAGNOSIS_SECONDS), and
   lists in full once more when time is up, so the failure names what it can.
 
-A watch that ends or breaks (the API server restarting, 410 Gone) is followed
-by reading the DaemonSet again; the calls retry through outages (retry.py).
+Each watch goes on from the last change the one before delivered; the
+DaemonSet is read again only after a watch that delivered nothing (a quiet
+status, the API server restarting, 410 Gone). The calls retry through outages
+(retry.py).
 """
 
 from __future__ import annotations
@@ -228,14 +230,20 @@ class _Waiter:
         return self.hopeless_since is not None and now - self.hopeless_since >= self.grace
 
     def next_look(self, now: float) -> float:
-        """Seconds until something is due even if the DaemonSet does not change."""
+        """Seconds until something is due even if the DaemonSet does not change.
+
+        A diagnosis (and so the hopeless verdict, which comes from one) needs the status to have stood still for
+        STALL_SECONDS, so it is never due before that; while the status moves the watch runs for STALL_SECONDS at
+        least, rather than ending every second once a diagnosis is overdue.
+        """
         due = [self.deadline - now, RELIST_SECONDS]
-        if self.diagnosed_at is None:
-            due.append(self.moved_at + STALL_SECONDS - now)
-        else:
-            due.append(self.diagnosed_at + self.diagnosis_every - now)
-        if self.hopeless_since is not None:
-            due.append(self.hopeless_since + self.grace - now)
+        diagnosis = self.moved_at + STALL_SECONDS
+        if self.diagnosed_at is not None:
+            next_one = self.diagnosed_at + self.diagnosis_every
+            if self.hopeless_since is not None:
+                next_one = min(next_one, self.hopeless_since + self.grace)
+            diagnosis = max(diagnosis, next_one)
+        due.append(diagnosis - now)
         return max(1.0, min(due))
 
     def diagnose(self, daemonset: dict[str, Any], now: float) -> Rollout:
@@ -278,30 +286,38 @@ class _Waiter:
         return None
 
     def follow(self, daemonset: dict[str, Any]) -> dict[str, Any] | None:
-        """Watch the DaemonSet until a change worth a look, or until something is due; then read it again."""
+        """Watch the DaemonSet until a change worth a look, or until something is due.
+
+        The last change the watch delivered is the DaemonSet as it is: the next watch goes on from its
+        resourceVersion and replays whatever came after, so a moving rollout is followed without reading the
+        DaemonSet again. It is read again only after a watch that delivered nothing (a quiet status, a watch
+        that broke, an outage, or a resourceVersion too old, which some client versions end quietly) or a deletion.
+        """
         resource_version = (daemonset.get("metadata") or {}).get("resourceVersion")
+        latest = None
         for kind, changed in self.api.watch_daemonset(resource_version, math.ceil(self.next_look(self.clock()))):
             if kind == "DELETED":
-                break
+                return self.api.get()
             if kind not in ("ADDED", "MODIFIED") or not changed:
                 continue
+            latest = changed
             self.note(changed)
             if readiness.rollout_status(changed)[0]:
                 # the watch delivers the object as it is now: no second read before the pods are confirmed
                 return changed
-        # after any other end of the watch (time, a break, an outage) the DaemonSet is read afresh
-        return self.api.get()
+        return latest if latest is not None else self.api.get()
 
 
 def wait_for_rollout(api: Any, *, timeout: float, since: datetime.datetime | None = None, grace: float = HOPELESS_GRACE_SECONDS,
                      clock: Callable[[], float] = time.monotonic, applied: dict[str, Any] | None = None) -> Rollout:
     """Watch until the rollout is done; raise ImagePullerError when it is hopeless, time is up or the API server stays away.
 
-    applied: the DaemonSet as this task's apply returned it; the wait fails when another writer replaces its template.
+    applied: the DaemonSet as this task's apply returned it, where the wait starts from (not read again); the wait
+    fails when another writer replaces its template.
     """
     waiter = _Waiter(api, timeout=timeout, since=since, grace=grace, clock=clock, applied=applied)
     try:
-        daemonset = api.get()
+        daemonset = applied if applied is not None else api.get()
         while True:
             if daemonset is None:
                 raise ImagePullerError(f"{api.ref} was deleted while waiting for its rollout")

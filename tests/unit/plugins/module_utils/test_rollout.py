@@ -162,6 +162,47 @@ def test_status_changes_are_followed_inside_one_watch_without_reading_pods(clock
     assert (api.tables, api.listings) == (1, 0)
 
 
+def test_a_long_moving_rollout_is_followed_from_its_watches_without_reading_the_daemonset_again(clock):
+    # stands still for 6 s (one diagnosis), then moves every second for 60 s: the next diagnosis is overdue, but the
+    # status keeps moving, so it never comes, and each watch runs for the stall period, not for a second
+    still = [(MID_ROLLOUT, ALL_READY[:2])] * 6
+    moving = [(obj("daemonset", **{"status.numberReady": 1 + n % 2, "status.numberAvailable": 2}), ALL_READY[:2]) for n in range(60)]
+    api = ScriptedApi(clock, *still, *moving, (obj("daemonset", **DONE), ALL_READY))
+    assert rollout.wait_for_rollout(api, timeout=300, clock=clock).state.done
+    assert api.gets == 1, "read once before the first watch; after that each watch's last change is the DaemonSet as it is"
+    assert (api.tables, api.listings) == (2, 0), "one diagnosis from the table when it stood still, and the confirmation"
+    assert min(api.watches[6:]) == rollout.STALL_SECONDS
+
+
+def test_a_watch_that_delivers_nothing_is_followed_by_reading_the_daemonset_again(clock):
+    api = ScriptedApi(clock, (MID_ROLLOUT, ALL_READY[:2]))
+    with pytest.raises(ImagePullerError):
+        rollout.wait_for_rollout(api, timeout=25, clock=clock)
+    assert api.gets == 1 + len(api.watches), "a quiet, broken or too-old watch ends without a change: the DaemonSet is read again"
+
+
+@pytest.mark.parametrize(
+    ("moved", "diagnosed", "every", "hopeless", "remaining", "expected"),
+    [
+        pytest.param(0, None, 10, None, 300, 5, id="a fresh change: a diagnosis is due once the status has stood still for 5 s"),
+        pytest.param(-3, None, 10, None, 300, 2, id="standing still for 3 s: 2 s to go"),
+        pytest.param(-9, None, 10, None, 300, 1, id="a diagnosis overdue: one second at the least"),
+        pytest.param(-1, -30, 20, None, 300, 4, id="a diagnosis overdue by its pause, while the status moves: the stall decides"),
+        pytest.param(-10, -5, 20, None, 300, 10, id="standing still, the next diagnosis 15 s away: the watch is read again after 10 s"),
+        pytest.param(-10, -5, 10, None, 300, 5, id="standing still, the next diagnosis 5 s away"),
+        pytest.param(-10, -2, 10, -58, 300, 2, id="the grace period of a hopeless rollout ends first"),
+        pytest.param(0, None, 10, None, 3, 3, id="the timeout comes first"),
+    ],
+)
+def test_the_next_look_comes_when_something_can_be_due(clock, moved, diagnosed, every, hopeless, remaining, expected):
+    waiter = rollout._Waiter(None, timeout=remaining, since=None, grace=60, clock=clock)  # pylint: disable=protected-access
+    waiter.moved_at = clock.now + moved
+    waiter.diagnosed_at = None if diagnosed is None else clock.now + diagnosed
+    waiter.diagnosis_every = every
+    waiter.hopeless_since = None if hopeless is None else clock.now + hopeless
+    assert waiter.next_look(clock.now) == expected
+
+
 def test_a_rollout_that_never_finishes_fails_at_the_timeout_and_diagnoses_while_it_stands_still(clock):
     api = ScriptedApi(clock, (MID_ROLLOUT, ALL_READY[:2]))
     with pytest.raises(ImagePullerError) as raised:
@@ -271,6 +312,7 @@ def test_a_template_replaced_by_another_writer_ends_the_wait_without_claiming_it
         "DaemonSet image-puller/kubernetes-image-puller: another writer changed its pod template while waiting (generation 3); "
         "it now runs [java=quay.io/example/java:21, broken=quay.io/example/app:pull-fails], this task applied "
         "[java=quay.io/example/java:17, broken=quay.io/example/app:pull-fails]; this wait ends without a verdict on what it applied")
+    assert api.gets == 0, "the wait starts from the DaemonSet as the apply returned it, and follows the watch from there"
 
 
 def test_a_newer_generation_with_the_same_template_is_still_ours(clock):
