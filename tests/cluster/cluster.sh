@@ -98,6 +98,17 @@ port_owner() {
   ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\),pid=\([0-9]*\).*/\1 (pid \2)/p' | head -n 1
 }
 
+# Waits (at most 10 s) while a process on its way out still listens on the port. An API server of 1,000 nodes
+# killed by cmd_down drops its command line, so that pgrep no longer finds it, before the kernel has freed its
+# memory and closed its sockets: the next `up` then found the port taken by a process that was already gone.
+wait_port_released() {
+  local pid tries=50
+  while pid=$(ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1); [ -n "$pid" ] &&
+        [ -z "$(tr -d '\0' < "/proc/$pid/cmdline" 2>/dev/null)" ] && [ $((tries -= 1)) -gt 0 ]; do
+    sleep 0.2
+  done
+}
+
 write_config() {
   local mod=$1 out=$KIP_CLUSTER_DIR/kwok.yaml
   mkdir -p "$KIP_CLUSTER_DIR"
@@ -297,6 +308,7 @@ cmd_down() {
   rm -rf "$KWOK_WORKDIR" "$state_file" "$KIP_CLUSTER_DIR/kwok.yaml" "$KIP_CLUSTER_DIR/create.log"
   rmdir "$KIP_CLUSTER_DIR" 2>/dev/null || true
   [ -z "$(cluster_pids)" ] || die "processes of the cluster are still running: $(cluster_pids | tr '\n' ' ')"
+  wait_port_released "$CLUSTER_API_PORT"
   log "stopped; no process of the cluster is left"
 }
 
