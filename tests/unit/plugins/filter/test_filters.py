@@ -60,7 +60,7 @@ def test_upstream_config_rejects_raw_variables():
 
 def test_filter_modules_list_their_filters():
     assert set(images.FilterModule().filters()) == {"image_list", "upstream_images"}
-    assert set(settings.FilterModule().filters()) == {"image_puller_settings", "upstream_config"}
+    assert set(settings.FilterModule().filters()) == {"image_puller_settings", "manifests", "upstream_config"}
 
 
 def test_settings_filter_can_report_instead_of_failing():
@@ -88,3 +88,65 @@ def test_settings_filter_reads_image_puller_config_from_a_file_with_the_role_def
     report = settings.image_puller_settings({**raw, "image_puller_config": str(tmp_path / "missing.yaml")}, report=True,
                                             options=ROLE_OPTIONS)
     assert report["errors"][0].startswith(f"image_puller_config: cannot read the file {tmp_path / 'missing.yaml'}")
+
+
+MANIFESTS = """---
+# the Namespace
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: image-puller
+---
+---
+# nothing here
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: puller
+  annotations:
+    note: "yes"
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: "nginx:1.27"
+          args: [on, "off", 0600, 1e3]
+"""
+
+
+def test_manifests_are_the_objects_from_yaml_all_gives_without_the_empty_documents():
+    from ansible.plugins.filter.core import from_yaml_all  # pylint: disable=import-outside-toplevel
+
+    objects = settings.manifests(MANIFESTS)
+    assert [obj["kind"] for obj in objects] == ["Namespace", "DaemonSet"]
+    assert objects == [document for document in from_yaml_all(MANIFESTS) if document]
+    # YAML 1.1, as Ansible reads it: on is true, 0600 octal, quoted strings stay strings
+    assert objects[1]["spec"]["template"]["spec"]["containers"][0]["args"] == [True, "off", 384, "1e3"]
+    assert objects[1]["metadata"]["annotations"]["note"] == "yes"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param("kind: Secret\ndata: {token: c2VjcmV0\n", "the rendered manifests are not valid YAML at line 3, column 1: ",
+                     id="bad YAML: where and what, without the text around it (a Secret's data)"),
+        pytest.param(["kind: Namespace"], "manifests expects the rendered YAML text, got list", id="not a string"),
+    ],
+)
+def test_manifests_refuses_what_is_not_yaml_text(value, message):
+    with pytest.raises(AnsibleFilterError, match=f"^{message}") as raised:
+        settings.manifests(value)
+    assert "c2VjcmV0" not in str(raised.value)
+
+
+def test_manifests_reads_a_str_subclass_as_ansible_hands_over_rendered_text():
+    class Tagged(str):
+        """Stands for ansible-core's tagged strings, which libyaml's parser refuses as they are."""
+
+    assert [obj["kind"] for obj in settings.manifests(Tagged(MANIFESTS))] == ["Namespace", "DaemonSet"]
+
+
+def test_manifests_of_only_empty_documents_is_an_empty_list():
+    assert settings.manifests("---\n# nothing\n---\n") == []
