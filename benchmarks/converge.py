@@ -16,7 +16,9 @@ medians, the lag from the last pod turning Ready (a Table watch of the pods in
 this process) to the tool's return, the no-op times, and the requests and
 bytes each no-op read from the API server (through a small counting proxy in
 front of it: HTTP on 127.0.0.1, TLS with the kubeconfig's client certificate
-to the API server). The load average is printed beside the figures.
+to the API server). The load average is printed beside the figures. Each
+timed run starts once the cluster's CPU use is back near its idle level
+(--no-settle: at once, as before 4 December 2026).
 
     make bench                                            # 4x3 and 1001x50
     .venv/bin/python benchmarks/converge.py --sizes 4x3 5001x50 --reps 2
@@ -401,6 +403,34 @@ def cpu_seconds() -> dict[str, float]:
     return seconds
 
 
+# Before each timed run the cluster is left to settle: on 2 cores shared with the cluster, a run that starts while the
+# last rollout's aftermath (kwok, the controllers) still takes the CPU measures the machine rather than the tool, and
+# the role, which needs about 2.5 CPU seconds before its apply (kubectl 0.2), more so than kubectl.
+SETTLE_WINDOW = 2.0
+# above the idle cluster's own use, in cores
+SETTLE_MARGIN = 0.25
+SETTLE_LIMIT = 60.0
+
+
+def cluster_cores(window: float) -> float:
+    """Cores the cluster's processes used over the next `window` seconds."""
+    before = cpu_seconds()
+    time.sleep(window)
+    used = cpu_used(before, cpu_seconds())
+    return sum(value for key, value in used.items() if key != "tool") / window
+
+
+def settle(idle: float | None) -> float:
+    """Waits until the cluster uses at most idle + SETTLE_MARGIN cores over SETTLE_WINDOW (at most SETTLE_LIMIT
+    seconds); returns how long it waited. idle None: no wait."""
+    if idle is None:
+        return 0.0
+    start = time.monotonic()
+    while time.monotonic() - start < SETTLE_LIMIT and cluster_cores(SETTLE_WINDOW) > idle + SETTLE_MARGIN:
+        pass
+    return time.monotonic() - start
+
+
 def cpu_text(used: dict[str, float]) -> str:
     return ", ".join(f"{key} {value:.1f}" for key, value in sorted(used.items(), key=lambda item: -item[1]))
 
@@ -472,8 +502,14 @@ def profile(text: str) -> list[str]:
     return [line for line in lines[start:] if line.strip()]
 
 
-def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: int, want_profile: bool) -> dict:
+def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: int, want_profile: bool,  # pylint: disable=too-many-arguments
+            settling: bool = True) -> dict:
     tag = int(time.time()) % 100000 * 10
+    idle = cluster_cores(5.0) if settling else None
+    if idle is not None:
+        log(f"{nodes}x{count}: the idle cluster uses {idle:.2f} cores; each timed run starts once it is back under "
+            f"{idle + SETTLE_MARGIN:.2f} (over {SETTLE_WINDOW:.0f} s, waiting at most {SETTLE_LIMIT:.0f} s)")
+    waits: list[float] = []
     manifests = [bench.render(count, tag + 2 * rep + 1) for rep in range(reps)]
     log(f"{nodes}x{count}: first deploy (not timed)")
     bench.role(count, tag)
@@ -484,7 +520,8 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
     stale: dict[str, list[dict[str, int]]] = {"role": [], "kubectl": []}
 
     def run_role(rep: int) -> None:
-        log(f"{nodes}x{count} rep {rep + 1}: the role deploys")
+        waits.append(settle(idle))
+        log(f"{nodes}x{count} rep {rep + 1}: the role deploys (after {waits[-1]:.0f} s of settling)")
         lagging.mark()
         before = cpu_seconds()
         took, _out = bench.role(count, tag + 2 * rep + 2)
@@ -497,7 +534,8 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         role_phases.append(bench.phases(bench.stamps["return"]))
 
     def run_kubectl(rep: int) -> None:
-        log(f"{nodes}x{count} rep {rep + 1}: kubectl deploys")
+        waits.append(settle(idle))
+        log(f"{nodes}x{count} rep {rep + 1}: kubectl deploys (after {waits[-1]:.0f} s of settling)")
         lagging.mark()
         before = cpu_seconds()
         kubectl_times.append(bench.kubectl(manifests[rep]))
@@ -530,7 +568,7 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         "size": f"{nodes}x{count}", "reps": reps, "role": median(role_times), "kubectl": median(kubectl_times),
         "role_lag": median(role_lags), "kubectl_lag": median(kubectl_lags), "noop_role": noop_role, "noop_kubectl": noop_kubectl,
         "role_reads": role_reads, "kubectl_reads": kubectl_reads, "load": os.getloadavg(), "profile": profiled,
-        "role_all": role_times, "kubectl_all": kubectl_times,
+        "role_all": role_times, "kubectl_all": kubectl_times, "idle": idle, "settled": waits,
         "lag_parts": [median([parts[i] for parts in lag_parts]) for i in range(3)],
         "pre_apply": [median([parts[i] for parts in pre_apply]) for i in range(2)],
         "cpu": {tool: {key: median([run.get(key, 0.0) for run in runs]) for key in (runs[0] if runs else {})}
@@ -588,6 +626,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2, help="repetitions per tool and size (alternating)")
     parser.add_argument("--no-start", action="store_true", help="use the running cluster as it is (its node count is reported)")
     parser.add_argument("--profile", action="store_true", help="also run one deploy with the profile_tasks callback")
+    parser.add_argument("--settle", action=argparse.BooleanOptionalAction, default=True,
+                        help="start each timed run once the cluster's CPU use is back near its idle level (default: on)")
     parser.add_argument("--noop-only", action="store_true", help="only the no-ops, on the DaemonSet as it stands (with --no-start)")
     parser.add_argument("--ansible-cfg", metavar="PATH", help="run ansible-playbook with this configuration file (ANSIBLE_CONFIG), "
                         "for example one that sets internal_poll_interval; default: Ansible's defaults")
@@ -612,7 +652,7 @@ def main() -> None:
             if args.noop_only:
                 rows.append(measure_noop(bench, proxy, nodes, count))
             else:
-                rows.append(measure(bench, proxy, nodes, count, args.reps, args.profile))
+                rows.append(measure(bench, proxy, nodes, count, args.reps, args.profile, settling=args.settle))
     print("| nodes x images | reps | role deploy | kubectl deploy | role - kubectl | last Ready -> return (role / kubectl) "
           "| no-op role | no-op kubectl | no-op reads role (req / bytes) | no-op reads kubectl | load avg 1/5/15 |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -624,6 +664,9 @@ def main() -> None:
     for row in rows:
         print(f"{row['size']}: role runs {', '.join(f'{x:.1f}' for x in row['role_all'])} s; "
               f"kubectl runs {', '.join(f'{x:.1f}' for x in row['kubectl_all'])} s")
+        if row.get("idle") is not None:
+            print(f"{row['size']}: settling before each run (the idle cluster: {row['idle']:.2f} cores): "
+                  f"{', '.join(f'{x:.0f}' for x in row['settled'])} s")
         if row["phases"]:
             role, kubectl = row["phases"]["role"], row["phases"]["kubectl"]
             print(f"{row['size']}: start -> DaemonSet applied (medians): role {role[0]:.1f} s, kubectl {kubectl[0]:.1f} s; "
