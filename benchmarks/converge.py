@@ -502,7 +502,7 @@ def profile(text: str) -> list[str]:
     return [line for line in lines[start:] if line.strip()]
 
 
-def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: int, want_profile: bool,  # pylint: disable=too-many-arguments
+def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: int, want_profile: bool,
             settling: bool = True) -> dict:
     tag = int(time.time()) % 100000 * 10
     idle = cluster_cores(5.0) if settling else None

@@ -103,7 +103,7 @@ port_owner() {
 # memory and closed its sockets: the next `up` then found the port taken by a process that was already gone.
 wait_port_released() {
   local pid tries=50
-  while pid=$(ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1); [ -n "$pid" ] &&
+  while pid=$(port_owner "$1" | sed -n 's/.*(pid \([0-9]*\))$/\1/p'); [ -n "$pid" ] &&
         [ -z "$(tr -d '\0' < "/proc/$pid/cmdline" 2>/dev/null)" ] && [ $((tries -= 1)) -gt 0 ]; do
     sleep 0.2
   done
