@@ -10,6 +10,9 @@ so that both see the same load:
   role      ansible-playbook kip.image_puller.deploy (a new image list, so a real rollout)
   kubectl   kubectl apply --server-side on the manifests the role renders for the
             next image list, then kubectl rollout status
+  beside    (--beside-ansible) the same as kubectl, while an idle `ansible`
+            (one `sleep` task) runs beside it: what Ansible's controller alone
+            costs a cluster that shares its CPU
 
 and after the last repetition each tool's no-op (the same list again). Printed:
 medians, the lag from the last pod turning Ready (a Table watch of the pods in
@@ -24,6 +27,7 @@ timed run starts once the cluster's CPU use is back near its idle level
     .venv/bin/python benchmarks/converge.py --sizes 4x3 5001x50 --reps 2
     .venv/bin/python benchmarks/converge.py --sizes 4x3 --no-start   # use the running cluster as it is
     .venv/bin/python benchmarks/converge.py --sizes 4x3 --profile    # also profile_tasks of one deploy
+    .venv/bin/python benchmarks/converge.py --sizes 1001x50 --beside-ansible
 
 Targets (issue 9), printed, never asserted: at 1,001 x 50 the role within 3 s of
 kubectl (median), at most 1 s from the last pod Ready to return, a no-op at most
@@ -356,6 +360,9 @@ class Bench:
                        check=True, capture_output=True)
         return time.monotonic() - start
 
+    def idle_ansible(self) -> "IdleAnsible":
+        return IdleAnsible(self._env())
+
     def lag(self, returned: float) -> float:
         with self.watch.lock:
             return returned - self.watch.last_ready
@@ -381,6 +388,47 @@ class Bench:
             ready = self.watch.last_ready
         module, stats, returned = (self.stamps.get(what, float("nan")) for what in ("module", "stats", "return"))
         return module - ready, stats - module, returned - stats
+
+
+class IdleAnsible:
+    """Ansible's controller waiting for a task's result, without the collection: `ansible localhost -m command -a
+    'sleep ...'` in the background, from its sleep's start to the end of the `with` block (then killed).
+
+    While a task runs, ansible-playbook's main process checks for its result every internal_poll_interval (1 ms by
+    default). kubectl's deploy with this beside it shows what that costs the co-located cluster, apart from anything
+    the collection does.
+    """
+
+    SLEEP = "86399"  # a duration nothing else here sleeps, to find the task's process by
+
+    def __init__(self, env: dict) -> None:
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def _sleeping(self) -> bool:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes() == f"sleep\0{self.SLEEP}\0".encode():
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def __enter__(self) -> "IdleAnsible":
+        self.proc = subprocess.Popen([str(BIN / "ansible"), "localhost", "-c", "local", "-m", "ansible.builtin.command",
+                                      "-a", f"sleep {self.SLEEP}"], env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not self._sleeping():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the idle ansible did not start its task")
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, 15)
+        self.proc.wait()
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -503,7 +551,7 @@ def profile(text: str) -> list[str]:
 
 
 def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: int, want_profile: bool,
-            settling: bool = True) -> dict:
+            settling: bool = True, beside: bool = False) -> dict:
     tag = int(time.time()) % 100000 * 10
     idle = cluster_cores(5.0) if settling else None
     if idle is not None:
@@ -511,11 +559,15 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
             f"{idle + SETTLE_MARGIN:.2f} (over {SETTLE_WINDOW:.0f} s, waiting at most {SETTLE_LIMIT:.0f} s)")
     waits: list[float] = []
     manifests = [bench.render(count, tag + 2 * rep + 1) for rep in range(reps)]
+    # the third tool's lists: odd tags past the others'
+    beside_manifests = [bench.render(count, tag + 2 * (reps + 2 + rep) + 1) for rep in range(reps)] if beside else []
     log(f"{nodes}x{count}: first deploy (not timed)")
     bench.role(count, tag)
     role_times, kubectl_times, role_lags, kubectl_lags, lag_parts, pre_apply = [], [], [], [], [], []
     role_phases, kubectl_phases = [], []
     cpu: dict[str, list[dict[str, float]]] = {"role": [], "kubectl": []}
+    beside_times: list[float] = []
+    beside_phases: list[tuple[float, float]] = []
     lagging = LaggingCluster(bench.kube.kubeconfig)
     stale: dict[str, list[dict[str, int]]] = {"role": [], "kubectl": []}
 
@@ -545,9 +597,19 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         kubectl_lags.append(bench.lag(returned))
         kubectl_phases.append(bench.phases(returned))
 
+    def run_beside(rep: int) -> None:
+        waits.append(settle(idle))
+        with bench.idle_ansible():
+            log(f"{nodes}x{count} rep {rep + 1}: kubectl deploys beside an idle ansible (after {waits[-1]:.0f} s of settling)")
+            beside_times.append(bench.kubectl(beside_manifests[rep]))
+            beside_phases.append(bench.phases(time.monotonic()))
+        log(f"{nodes}x{count} rep {rep + 1}: kubectl beside an idle ansible {beside_times[-1]:.1f} s, "
+            f"start -> applied -> last Ready {beside_phases[-1][0]:.1f} + {beside_phases[-1][1]:.1f} s")
+
+    arms = [run_role, run_kubectl] + ([run_beside] if beside else [])
     for rep in range(reps):
-        # role first in even repetitions, kubectl first in odd ones: neither always follows the other's rollout
-        for run in ((run_role, run_kubectl) if rep % 2 == 0 else (run_kubectl, run_role)):
+        # each repetition starts with the next tool in turn: none always follows another's rollout
+        for run in arms[rep % len(arms):] + arms[:rep % len(arms)]:
             run(rep)
         log(f"{nodes}x{count} rep {rep + 1} ({'role' if rep % 2 == 0 else 'kubectl'} first): start -> applied -> last Ready: "
             f"role {role_phases[-1][0]:.1f} ({pre_apply[-1][0]:.1f} + {pre_apply[-1][1]:.1f}) + {role_phases[-1][1]:.1f} s, "
@@ -559,7 +621,7 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
             f"{' + '.join(f'{x:.2f}' for x in lag_parts[-1])}), kubectl {kubectl_times[-1]:.1f}s (lag {kubectl_lags[-1]:.2f}s)")
     last_role_tag = tag + 2 * reps + 2
     bench.role(count, last_role_tag)
-    noop_role, role_reads, noop_kubectl, kubectl_reads = noops(bench, proxy, count, last_role_tag)
+    noop_role, role_reads, noop_kubectl, kubectl_reads = noops(bench, proxy, count, last_role_tag, idle)
     profiled = []
     if want_profile:
         _took, out = bench.role(count, last_role_tag + 1, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks")
@@ -573,6 +635,7 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         "pre_apply": [median([parts[i] for parts in pre_apply]) for i in range(2)],
         "cpu": {tool: {key: median([run.get(key, 0.0) for run in runs]) for key in (runs[0] if runs else {})}
                 for tool, runs in cpu.items()},
+        "beside": {"all": beside_times, "rollouts": [p[1] for p in beside_phases]} if beside else {},
         "phases": {"role": [median([p[i] for p in role_phases]) for i in range(2)],
                    "kubectl": [median([p[i] for p in kubectl_phases]) for i in range(2)]},
         # what each tool adds to the rollout: start -> applied, plus last Ready -> return
@@ -586,17 +649,23 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
 NOOP_REPS = 3
 
 
-def noops(bench: Bench, proxy: CountingProxy, count: int, tag: int) -> tuple:
+def noops(bench: Bench, proxy: CountingProxy, count: int, tag: int, idle: float | None = None) -> tuple:
     """Each tool's no-op of the images at this tag, timed NOOP_REPS times (median) and counted once through the proxy.
+    Each timed no-op starts on a settled cluster (idle: see settle()): right after a rollout at 1,001 nodes the
+    cluster still takes the CPU for a minute, which a no-op of 2 s would measure.
 
     Returns (role seconds, role (requests, bytes), kubectl seconds, kubectl (requests, bytes)).
     """
-    noop_role = median([bench.role(count, tag)[0] for _rep in range(NOOP_REPS)])
+    def settled(run):
+        settle(idle)
+        return run()
+
+    noop_role = median([settled(lambda: bench.role(count, tag)[0]) for _rep in range(NOOP_REPS)])
     proxy.reset()
     bench.role(count, tag, kubeconfig=proxy.kubeconfig(bench.work))
     role_reads = (proxy.requests, proxy.bytes)
     manifests = bench.render(count, tag)
-    noop_kubectl = median([bench.kubectl(manifests) for _rep in range(NOOP_REPS)])
+    noop_kubectl = median([settled(lambda: bench.kubectl(manifests)) for _rep in range(NOOP_REPS)])
     proxy.reset()
     bench.kubectl(manifests, kubeconfig=proxy.kubeconfig(bench.work))
     return noop_role, role_reads, noop_kubectl, (proxy.requests, proxy.bytes)
@@ -629,6 +698,9 @@ def main() -> None:
     parser.add_argument("--settle", action=argparse.BooleanOptionalAction, default=True,
                         help="start each timed run once the cluster's CPU use is back near its idle level (default: on)")
     parser.add_argument("--noop-only", action="store_true", help="only the no-ops, on the DaemonSet as it stands (with --no-start)")
+    parser.add_argument("--beside-ansible", action="store_true",
+                        help="a third tool: kubectl while an idle `ansible` (one sleep task) runs beside it, to tell what "
+                             "Ansible's controller costs the co-located cluster from what the collection does")
     parser.add_argument("--ansible-cfg", metavar="PATH", help="run ansible-playbook with this configuration file (ANSIBLE_CONFIG), "
                         "for example one that sets internal_poll_interval; default: Ansible's defaults")
     args = parser.parse_args()
@@ -652,7 +724,8 @@ def main() -> None:
             if args.noop_only:
                 rows.append(measure_noop(bench, proxy, nodes, count))
             else:
-                rows.append(measure(bench, proxy, nodes, count, args.reps, args.profile, settling=args.settle))
+                rows.append(measure(bench, proxy, nodes, count, args.reps, args.profile, settling=args.settle,
+                                    beside=args.beside_ansible))
     print("| nodes x images | reps | role deploy | kubectl deploy | role - kubectl | last Ready -> return (role / kubectl) "
           "| no-op role | no-op kubectl | no-op reads role (req / bytes) | no-op reads kubectl | load avg 1/5/15 |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -692,6 +765,13 @@ def main() -> None:
             print(f"{row['size']}: role - kubectl deploy per repetition {', '.join(f'{pair:+.1f}' for pair in pairs)} s, "
                   f"median {median(pairs):+.1f} s; in the {len(quiet)} without {replays} on either side: "
                   f"{', '.join(f'{pair:+.1f}' for pair in quiet) or '-'} s" + (f", median {median(quiet):+.1f} s" if quiet else ""))
+        if row.get("beside"):
+            runs, rollouts = row["beside"]["all"], row["beside"]["rollouts"]
+            pairs = [role - other for role, other in zip(row["role_all"], runs)]
+            print(f"{row['size']}: kubectl beside an idle ansible: deploy median {median(runs):.1f} s "
+                  f"({', '.join(f'{x:.1f}' for x in runs)}), rollout median {median(rollouts):.1f} s "
+                  f"({', '.join(f'{x:.1f}' for x in rollouts)}); role - it per repetition "
+                  f"{', '.join(f'{pair:+.1f}' for pair in pairs)} s, median {median(pairs):+.1f} s")
         if row["pre_apply"]:
             print(f"{row['size']}: the role before the apply (medians): start -> the module's task {row['pre_apply'][0]:.1f} s "
                   f"(Ansible's start, the settings check, the render), -> DaemonSet applied {row['pre_apply'][1]:.1f} s "
