@@ -568,6 +568,7 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
     cpu: dict[str, list[dict[str, float]]] = {"role": [], "kubectl": []}
     beside_times: list[float] = []
     beside_phases: list[tuple[float, float]] = []
+    beside_signs: list[dict[str, int]] = []
     lagging = LaggingCluster(bench.kube.kubeconfig)
     stale: dict[str, list[dict[str, int]]] = {"role": [], "kubectl": []}
 
@@ -601,10 +602,13 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         waits.append(settle(idle))
         with bench.idle_ansible():
             log(f"{nodes}x{count} rep {rep + 1}: kubectl deploys beside an idle ansible (after {waits[-1]:.0f} s of settling)")
+            lagging.mark()
             beside_times.append(bench.kubectl(beside_manifests[rep]))
             beside_phases.append(bench.phases(time.monotonic()))
+            beside_signs.append(lagging.counts())
         log(f"{nodes}x{count} rep {rep + 1}: kubectl beside an idle ansible {beside_times[-1]:.1f} s, "
-            f"start -> applied -> last Ready {beside_phases[-1][0]:.1f} + {beside_phases[-1][1]:.1f} s")
+            f"start -> applied -> last Ready {beside_phases[-1][0]:.1f} + {beside_phases[-1][1]:.1f} s, "
+            f"signs of a lagging cluster {beside_signs[-1]}")
 
     arms = [run_role, run_kubectl] + ([run_beside] if beside else [])
     for rep in range(reps):
@@ -635,7 +639,7 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
         "pre_apply": [median([parts[i] for parts in pre_apply]) for i in range(2)],
         "cpu": {tool: {key: median([run.get(key, 0.0) for run in runs]) for key in (runs[0] if runs else {})}
                 for tool, runs in cpu.items()},
-        "beside": {"all": beside_times, "rollouts": [p[1] for p in beside_phases]} if beside else {},
+        "beside": {"all": beside_times, "rollouts": [p[1] for p in beside_phases], "signs": beside_signs} if beside else {},
         "phases": {"role": [median([p[i] for p in role_phases]) for i in range(2)],
                    "kubectl": [median([p[i] for p in kubectl_phases]) for i in range(2)]},
         # what each tool adds to the rollout: start -> applied, plus last Ready -> return
@@ -770,7 +774,9 @@ def main() -> None:
             pairs = [role - other for role, other in zip(row["role_all"], runs)]
             print(f"{row['size']}: kubectl beside an idle ansible: deploy median {median(runs):.1f} s "
                   f"({', '.join(f'{x:.1f}' for x in runs)}), rollout median {median(rollouts):.1f} s "
-                  f"({', '.join(f'{x:.1f}' for x in rollouts)}); role - it per repetition "
+                  f"({', '.join(f'{x:.1f}' for x in rollouts)}), signs of a lagging cluster "
+                  f"{', '.join(' / '.join(str(n) for n in signs.values()) or '-' for signs in row['beside']['signs'])}; "
+                  f"role - it per repetition "
                   f"{', '.join(f'{pair:+.1f}' for pair in pairs)} s, median {median(pairs):+.1f} s")
         if row["pre_apply"]:
             print(f"{row['size']}: the role before the apply (medians): start -> the module's task {row['pre_apply'][0]:.1f} s "
