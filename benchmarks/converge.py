@@ -44,6 +44,7 @@ import http.server
 import json
 import os
 import resource
+import signal
 import ssl
 import statistics
 import subprocess
@@ -427,7 +428,7 @@ class IdleAnsible:
 
     def __exit__(self, *_exc) -> None:
         assert self.proc is not None
-        os.killpg(self.proc.pid, 15)
+        os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait()
 
 
@@ -610,12 +611,13 @@ def measure(bench: Bench, proxy: CountingProxy, nodes: int, count: int, reps: in
             f"start -> applied -> last Ready {beside_phases[-1][0]:.1f} + {beside_phases[-1][1]:.1f} s, "
             f"signs of a lagging cluster {beside_signs[-1]}")
 
-    arms = [run_role, run_kubectl] + ([run_beside] if beside else [])
+    arms = [("role", run_role), ("kubectl", run_kubectl)] + ([("beside", run_beside)] if beside else [])
     for rep in range(reps):
         # each repetition starts with the next tool in turn: none always follows another's rollout
-        for run in arms[rep % len(arms):] + arms[:rep % len(arms)]:
+        order = arms[rep % len(arms):] + arms[:rep % len(arms)]
+        for _name, run in order:
             run(rep)
-        log(f"{nodes}x{count} rep {rep + 1} ({'role' if rep % 2 == 0 else 'kubectl'} first): start -> applied -> last Ready: "
+        log(f"{nodes}x{count} rep {rep + 1} ({order[0][0]} first): start -> applied -> last Ready: "
             f"role {role_phases[-1][0]:.1f} ({pre_apply[-1][0]:.1f} + {pre_apply[-1][1]:.1f}) + {role_phases[-1][1]:.1f} s, "
             f"kubectl {kubectl_phases[-1][0]:.1f} + {kubectl_phases[-1][1]:.1f} s")
         log(f"{nodes}x{count} rep {rep + 1}: CPU seconds during each run: role {cpu_text(cpu['role'][-1])}; "
